@@ -1,0 +1,76 @@
+package bus
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedConfig configures an in-process nats-server with JetStream.
+type EmbeddedConfig struct {
+	Name     string
+	StoreDir string // JetStream file store
+	Host     string // client listener; "" means 127.0.0.1
+	Port     int    // client port; -1 picks a free one
+	HTTPPort int    // monitoring port; 0 disables it
+	// SyncAlways fsyncs every JetStream write. Without it the file store
+	// syncs every 2 minutes, so a crash of the whole machine (not just the
+	// process) can lose the last interval of a single node; replication is
+	// what protects clusters.
+	SyncAlways bool
+	// Cluster settings; leave ClusterPort 0 for a single node.
+	ClusterName string
+	ClusterPort int
+	Routes      []string // nats-route://host:port of peers
+	// Logs turns on the server's own log lines.
+	Logs bool
+}
+
+// StartEmbedded starts a nats-server in this process and waits until it
+// accepts connections.
+func StartEmbedded(c EmbeddedConfig) (*server.Server, error) {
+	host := c.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName:         c.Name,
+		Host:               host,
+		Port:               c.Port,
+		HTTPHost:           host,
+		HTTPPort:           c.HTTPPort,
+		JetStream:          true,
+		StoreDir:           c.StoreDir,
+		NoSigs:             true,
+		MaxPayload:         8 << 20,
+		JetStreamMaxMemory: 256 << 20,
+	}
+	if c.SyncAlways {
+		opts.SyncAlways = true
+	}
+	if c.ClusterPort != 0 {
+		opts.Cluster = server.ClusterOpts{Name: c.ClusterName, Host: host, Port: c.ClusterPort}
+		for _, r := range c.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	if c.Logs {
+		s.ConfigureLogger()
+	}
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server did not start within 30s")
+	}
+	return s, nil
+}

@@ -1,0 +1,267 @@
+// Package archiver copies every room message from CHAT_MSG into the history
+// store, and serves history queries from that store.
+//
+// The archiver is a durable pull consumer on the whole stream. It acks a
+// message only after the store reports the batch holding it durable, so a
+// message leaves the stream's pending set only once it is archived
+// (invariant 1). Writes are idempotent upserts keyed (room, seq), so the
+// redeliveries a crash or a shared durable cause are harmless, and several
+// instances may share one durable to split the work.
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parley-chat/parley/pkg/bus"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/store"
+)
+
+// Config tunes an Archiver; zero fields take the defaults.
+type Config struct {
+	// Durable names the consumer; instances sharing it share the work.
+	Durable string // default "archiver"
+	// BatchSize caps the messages of one store write.
+	BatchSize int // default 500
+	// BatchWait is how long a batch waits to fill after its first message:
+	// the archiving latency traded for fewer, larger writes.
+	BatchWait time.Duration // default 20ms
+}
+
+func (c Config) withDefaults() Config {
+	if c.Durable == "" {
+		c.Durable = "archiver"
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 20 * time.Millisecond
+	}
+	return c
+}
+
+const (
+	// ackWait is how long the server waits for an ack before redelivering,
+	// e.g. to another instance when this one died holding a batch.
+	ackWait = 30 * time.Second
+	// maxAckPending bounds the messages delivered but not yet acked across
+	// all instances; far above what they buffer, so it never throttles.
+	maxAckPending = 100_000
+)
+
+// Archiver is the durable consumer of CHAT_MSG into a history store.
+type Archiver struct {
+	js       jetstream.JetStream
+	st       store.HistoryStore
+	log      *zap.Logger
+	cfg      Config
+	archived atomic.Uint64
+}
+
+// New returns an archiver; Run starts it.
+func New(js jetstream.JetStream, st store.HistoryStore, log *zap.Logger, cfg Config) *Archiver {
+	return &Archiver{js: js, st: st, log: log, cfg: cfg.withDefaults()}
+}
+
+// Archived counts the messages this archiver has written and acked,
+// redeliveries included.
+func (a *Archiver) Archived() uint64 { return a.archived.Load() }
+
+// Run archives until ctx is done, then finishes the messages already
+// delivered to it and returns nil. It returns an error only when the
+// consumer cannot be created at start; later interruptions (a deleted
+// consumer, a lost connection) are logged, and it recreates the consumer
+// and resubscribes with backoff.
+func (a *Archiver) Run(ctx context.Context) error {
+	cons, err := a.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	a.log.Info("archiving", zap.String("stream", bus.StreamMsg), zap.String("durable", a.cfg.Durable),
+		zap.Int("batch_size", a.cfg.BatchSize), zap.Duration("batch_wait", a.cfg.BatchWait))
+	var bo backoff
+	for {
+		err := a.consume(ctx, cons)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("consuming interrupted; resubscribing", zap.Error(err))
+		if !bo.wait(ctx) {
+			return nil
+		}
+		// On failure keep the old handle: resubscribing with it fails fast
+		// if it is gone, and the next round tries again.
+		if c, err := a.consumer(ctx); err != nil {
+			a.log.Warn("recreating consumer", zap.Error(err))
+		} else {
+			cons = c
+		}
+	}
+}
+
+// consumer creates the durable, or updates it to this configuration.
+func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := a.js.CreateOrUpdateConsumer(ctx, bus.StreamMsg, jetstream.ConsumerConfig{
+		Durable:       a.cfg.Durable,
+		Description:   "Parley archiver: room messages into the history store",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: maxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archiver: consumer %s on %s: %w", a.cfg.Durable, bus.StreamMsg, err)
+	}
+	return cons, nil
+}
+
+// consume archives batches from one pull subscription until it ends. When
+// ctx is done the subscription is drained: the messages already delivered
+// are archived (rather than left to wait out ackWait), then Next reports the
+// iterator closed.
+func (a *Archiver) consume(ctx context.Context, cons jetstream.Consumer) error {
+	// Two batches in flight: the next one fills while this one is written.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * a.cfg.BatchSize))
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	defer it.Stop()
+	stopDrain := context.AfterFunc(ctx, it.Drain)
+	defer stopDrain()
+	for {
+		batch, err := a.gather(it)
+		if len(batch) > 0 {
+			a.archive(ctx, batch)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// gather blocks for a first message, then takes more until the batch is
+// full or BatchWait has passed. It returns what it has with any error.
+func (a *Archiver) gather(it jetstream.MessagesContext) ([]jetstream.Msg, error) {
+	m, err := it.Next()
+	if err != nil {
+		return nil, err
+	}
+	batch := []jetstream.Msg{m}
+	deadline := time.Now().Add(a.cfg.BatchWait)
+	for len(batch) < a.cfg.BatchSize {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		m, err := it.Next(jetstream.NextMaxWait(wait))
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			return batch, err
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// archive writes msgs to the store and acks them. Messages that cannot be
+// archived at all are terminated so they never block the stream; if ctx
+// ends before the write succeeds, the batch is nacked for redelivery.
+func (a *Archiver) archive(ctx context.Context, msgs []jetstream.Msg) {
+	batch := make([]*pb.ArchivedMessage, 0, len(msgs))
+	valid := make([]jetstream.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		am, err := decode(m)
+		if err != nil {
+			a.log.Error("terminating a message that is not a room message", zap.String("subject", m.Subject()), zap.Error(err))
+			a.settled(m, m.Term())
+			continue
+		}
+		batch = append(batch, am)
+		valid = append(valid, m)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	written := a.write(ctx, batch)
+	for _, m := range valid {
+		settle := m.Ack
+		if !written {
+			settle = m.Nak
+		}
+		a.settled(m, settle())
+	}
+	if written {
+		a.archived.Add(uint64(len(batch)))
+	}
+}
+
+// settled logs a failed ack, nak or term. A lost ack costs only a harmless
+// redelivery, so there is nothing else to do.
+func (a *Archiver) settled(m jetstream.Msg, err error) {
+	if err != nil {
+		a.log.Warn("settling message", zap.String("subject", m.Subject()), zap.Error(err))
+	}
+}
+
+// write stores batch, retrying with backoff until it succeeds (true) or ctx
+// is done (false). The first attempt runs even when ctx is already done, so
+// a batch delivered before shutdown is still finished.
+func (a *Archiver) write(ctx context.Context, batch []*pb.ArchivedMessage) bool {
+	var bo backoff
+	for {
+		err := a.st.AppendMessages(context.WithoutCancel(ctx), batch)
+		if err == nil {
+			return true
+		}
+		a.log.Warn("history write failed; retrying", zap.Int("messages", len(batch)), zap.Error(err))
+		if !bo.wait(ctx) {
+			return false
+		}
+	}
+}
+
+// decode turns a CHAT_MSG message into its archived form.
+func decode(m jetstream.Msg) (*pb.ArchivedMessage, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	msg := &pb.Message{}
+	if err := proto.Unmarshal(m.Data(), msg); err != nil {
+		return nil, fmt.Errorf("decode stream seq %d: %w", meta.Sequence.Stream, err)
+	}
+	// The body is what history serves; it must name the room whose subject
+	// it was stored on, and carry an assigned seq.
+	if msg.Room != bus.RoomFromSubject(m.Subject()) || msg.Seq == 0 {
+		return nil, fmt.Errorf("stream seq %d: room %q seq %d does not fit its subject", meta.Sequence.Stream, msg.Room, msg.Seq)
+	}
+	return &pb.ArchivedMessage{Message: msg, StreamSeq: meta.Sequence.Stream}, nil
+}
+
+// backoff spaces retries: 100ms, doubling up to 5s.
+type backoff struct{ d time.Duration }
+
+// wait sleeps for the next interval; false if ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	b.d = min(max(2*b.d, 100*time.Millisecond), 5*time.Second)
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,184 @@
+// Package gateway is Parley's client edge: WebSocket connections (the
+// parley.v1.json and parley.v1.proto subprotocols), the HTTP API, and local
+// fan-out of room messages to the connections subscribed on this gateway.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/parley-chat/parley/pkg/auth"
+	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/store"
+)
+
+// Config tunes a gateway.
+type Config struct {
+	ID             string // unique per gateway process; random by default
+	Partitions     int
+	MaxBodySize    int           // largest message body (default 64 KiB)
+	MaxFrameSize   int64         // largest WebSocket message (default body + 16 KiB)
+	SendQueue      int           // frames queued per connection before it counts as slow
+	Heartbeat      time.Duration // server ping interval
+	IdleTimeout    time.Duration // close after this long without any frame
+	AuthTimeout    time.Duration // close if not authenticated by then
+	WriteTimeout   time.Duration
+	RequestTimeout time.Duration // bus and store calls of one request
+	DevTokens      bool          // serve POST /api/v1/dev/tokens (never in production)
+}
+
+func (c Config) withDefaults() Config {
+	if c.ID == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		c.ID = "gw" + hex.EncodeToString(b)
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = bus.DefaultPartitions
+	}
+	if c.MaxBodySize <= 0 {
+		c.MaxBodySize = protocol.DefaultMaxBodySize
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = int64(c.MaxBodySize) + 16<<10
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 4096
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 25 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Gateway serves clients.
+type Gateway struct {
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	rooms    store.RoomStore
+	signer   *auth.Signer
+	log      *zap.Logger
+	subjects bus.Subjects
+
+	resultsSubject string
+	resultsSub     *nats.Subscription
+	hubs           *hubs
+	sessions       sync.Map // session id -> *session
+	nextSession    atomic.Uint64
+	metrics        metrics
+}
+
+type metrics struct {
+	connections atomic.Int64
+	deliveries  atomic.Int64
+}
+
+// New creates a gateway; Start subscribes it to the bus.
+func New(nc *nats.Conn, js jetstream.JetStream, rooms store.RoomStore, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
+	cfg = cfg.withDefaults()
+	g := &Gateway{
+		cfg:      cfg,
+		nc:       nc,
+		js:       js,
+		rooms:    rooms,
+		signer:   signer,
+		log:      log.With(zap.String("gateway", cfg.ID)),
+		subjects: bus.Subjects{Partitions: cfg.Partitions},
+	}
+	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
+	g.resultsSubject = "parley.gw." + cfg.ID + ".results"
+	return g
+}
+
+// Start subscribes to the processor's results for this gateway.
+func (g *Gateway) Start() error {
+	sub, err := g.nc.Subscribe(g.resultsSubject, g.routeResult)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	_ = sub.SetPendingLimits(-1, 256<<20)
+	g.resultsSub = sub
+	return nil
+}
+
+// Handler serves the WebSocket endpoint (/ws), health checks and the API.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", g.serveWS)
+	mux.HandleFunc("GET /healthz", g.healthz)
+	mux.HandleFunc("GET /readyz", g.readyz)
+	mux.HandleFunc("GET /metrics", g.serveMetrics)
+	g.routeAPI(mux)
+	return mux
+}
+
+// Shutdown closes every connection with 1001 so clients reconnect
+// elsewhere and resume, then stops receiving results.
+func (g *Gateway) Shutdown() {
+	g.sessions.Range(func(_, v any) bool {
+		v.(*session).conn.Close(protocol.CloseGoingAway, "gateway shutting down, reconnect")
+		return true
+	})
+	if g.resultsSub != nil {
+		_ = g.resultsSub.Unsubscribe()
+	}
+}
+
+// Connections is the number of open client connections.
+func (g *Gateway) Connections() int64 { return g.metrics.connections.Load() }
+
+func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
+	if !g.nc.IsConnected() {
+		http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz checks the whole path a message takes: NATS, JetStream and the store.
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := g.js.Stream(ctx, bus.StreamMsg); err != nil {
+		http.Error(w, "jetstream: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if _, err := g.rooms.Room(ctx, "readyz-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// serveMetrics writes Prometheus text metrics.
+func (g *Gateway) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# HELP parley_gateway_connections Open client connections.\n# TYPE parley_gateway_connections gauge\nparley_gateway_connections %d\n", g.metrics.connections.Load())
+	fmt.Fprintf(w, "# HELP parley_gateway_rooms Rooms with local subscribers.\n# TYPE parley_gateway_rooms gauge\nparley_gateway_rooms %d\n", g.hubs.count())
+	fmt.Fprintf(w, "# HELP parley_gateway_deliveries_total Message events queued to connections.\n# TYPE parley_gateway_deliveries_total counter\nparley_gateway_deliveries_total %d\n", g.metrics.deliveries.Load())
+}

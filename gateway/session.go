@@ -1,0 +1,305 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/store"
+)
+
+// session is one client connection's protocol state. Handle runs frames one
+// at a time; hubs and the results subscription push to it concurrently
+// through conn.Send, which never blocks.
+type session struct {
+	g     *Gateway
+	id    string
+	conn  Conn
+	codec protocol.Codec
+	log   *zap.Logger
+
+	authTimer *time.Timer
+
+	mu     sync.Mutex
+	user   string
+	subs   map[string]*hub
+	closed bool
+}
+
+func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
+	s := &session{
+		g:     g,
+		id:    g.cfg.ID + "-" + strconv.FormatUint(g.nextSession.Add(1), 36),
+		conn:  c,
+		codec: codec,
+		subs:  make(map[string]*hub),
+	}
+	s.log = g.log.With(zap.String("session", s.id))
+	s.authTimer = time.AfterFunc(g.cfg.AuthTimeout, func() {
+		if s.userID() == "" {
+			s.log.Info("closing: no authentication in time")
+			c.Close(protocol.ClosePolicy, "authenticate first")
+		}
+	})
+	g.sessions.Store(s.id, s)
+	g.metrics.connections.Add(1)
+	return s
+}
+
+func (s *session) userID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user
+}
+
+// send encodes and queues a frame.
+func (s *session) send(f *pb.ServerFrame) {
+	data, err := s.codec.EncodeServer(f)
+	if err != nil {
+		s.log.Error("encode failed", zap.Error(err))
+		return
+	}
+	s.conn.Send(data)
+}
+
+func (s *session) fail(id uint64, e *pb.Error) {
+	s.log.Info("request failed", zap.Uint64("id", id), zap.Stringer("code", e.Code), zap.String("message", e.Message))
+	s.send(protocol.ErrorFrame(id, e))
+}
+
+// Handle decodes and runs one client frame.
+func (s *session) Handle(data []byte) {
+	f := new(pb.ClientFrame)
+	if err := s.codec.DecodeClient(data, f); err != nil {
+		s.fail(0, protocol.Errorf(pb.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "%v", err))
+		return
+	}
+	if auth, ok := f.Kind.(*pb.ClientFrame_Auth); ok {
+		s.authenticate(f.Id, auth.Auth)
+		return
+	}
+	user := s.userID()
+	if user == "" && f.Kind != nil {
+		s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.g.cfg.RequestTimeout)
+	defer cancel()
+	switch k := f.Kind.(type) {
+	case *pb.ClientFrame_Send:
+		s.sendMessage(ctx, f.Id, user, k.Send)
+	case *pb.ClientFrame_Subscribe:
+		s.subscribe(ctx, f.Id, user, k.Subscribe)
+	case *pb.ClientFrame_Unsubscribe:
+		s.unsubscribe(f.Id, k.Unsubscribe.GetRoom())
+	case *pb.ClientFrame_History:
+		s.history(ctx, f.Id, user, k.History)
+	case *pb.ClientFrame_Ping:
+		s.send(&pb.ServerFrame{Id: f.Id, Kind: &pb.ServerFrame_Pong{Pong: &pb.Pong{ClientTime: k.Ping.GetClientTime(), ServerTime: time.Now().UnixMilli()}}})
+	default:
+		s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNKNOWN_FRAME, "frame holds no known request"))
+	}
+}
+
+func (s *session) authenticate(id uint64, a *pb.Authenticate) {
+	if s.userID() != "" {
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_ALREADY_AUTHENTICATED, "connection is already authenticated"))
+		return
+	}
+	claims, err := s.g.signer.Verify(a.GetToken())
+	if err != nil {
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_AUTH_FAILED, "invalid or expired token"))
+		return
+	}
+	s.mu.Lock()
+	s.user = claims.User
+	s.mu.Unlock()
+	s.authTimer.Stop()
+	s.log = s.log.With(zap.String("user", claims.User))
+	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
+		UserId: claims.User, SessionId: s.id, ServerTime: time.Now().UnixMilli(),
+	}}})
+}
+
+// sendMessage hands a message to the processor through CHAT_IN. The answer
+// (SendAck or Error) comes back on the gateway's results subject once the
+// message is stored in CHAT_MSG, or rejected.
+func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb.SendMessage) {
+	if e := protocol.ValidateSend(m, s.g.cfg.MaxBodySize); e != nil {
+		s.fail(id, e)
+		return
+	}
+	data, err := proto.Marshal(&pb.InboundMessage{
+		Room:         m.Room,
+		Sender:       user,
+		ClientMsgId:  m.ClientMsgId,
+		Body:         m.Body,
+		ReplySubject: s.g.resultsSubject,
+		SessionId:    s.id,
+		RequestId:    id,
+		ReceivedAt:   time.Now().UnixMilli(),
+	})
+	if err != nil {
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_INTERNAL, "encode: %v", err))
+		return
+	}
+	msg := nats.NewMsg(s.g.subjects.In(m.Room))
+	msg.Data = data
+	// The id dedups this gateway's own publish retries; client resends
+	// (new requests) reach the processor, which dedups client_msg_id.
+	msgID := s.id + ":" + strconv.FormatUint(id, 10)
+	for attempt := 1; ; attempt++ {
+		_, err = s.g.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+		if err == nil || attempt == 3 || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Warn("publish to CHAT_IN failed", zap.Error(err))
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not accepted, retry with the same client_msg_id"))
+	}
+}
+
+// onResult answers a send once the processor decided it.
+func (s *session) onResult(r *pb.SendResult) {
+	if r.Error != nil {
+		s.fail(r.RequestId, r.Error)
+		return
+	}
+	s.send(&pb.ServerFrame{Id: r.RequestId, Kind: &pb.ServerFrame_Ack{Ack: &pb.SendAck{
+		Room: r.Room, ClientMsgId: r.ClientMsgId, Seq: r.Seq, SentAt: r.SentAt, Duplicate: r.Duplicate,
+	}}})
+}
+
+// checkMember answers whether user may read room; a nil error means yes.
+func (s *session) checkMember(ctx context.Context, room, user string) *pb.Error {
+	if e := protocol.ValidRoom(room); e != nil {
+		return e
+	}
+	if _, err := s.g.rooms.Member(ctx, room, user); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return protocol.Errorf(pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room %s does not exist or you are not a member", room)
+		}
+		s.log.Warn("membership check failed", zap.String("room", room), zap.Error(err))
+		return protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "membership check failed, retry")
+	}
+	return nil
+}
+
+func (s *session) subscribe(ctx context.Context, id uint64, user string, sub *pb.Subscribe) {
+	room := sub.GetRoom()
+	if e := s.checkMember(ctx, room, user); e != nil {
+		s.fail(id, e)
+		return
+	}
+	s.leave(room) // a second Subscribe restarts delivery from its after_seq
+	h, err := s.g.hubs.acquire(ctx, room)
+	if err != nil {
+		s.log.Warn("room hub failed", zap.String("room", room), zap.Error(err))
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "room unavailable, retry"))
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.g.hubs.release(h)
+		return
+	}
+	s.subs[room] = h
+	s.mu.Unlock()
+	var after *uint64
+	if sub.AfterSeq != nil {
+		a := sub.GetAfterSeq()
+		after = &a
+	}
+	if err := h.join(ctx, s, id, after); err != nil {
+		// A gap we could not fill: better the client reconnects and
+		// resumes than sees a hole.
+		s.log.Warn("catch-up failed", zap.String("room", room), zap.Error(err))
+		s.conn.Close(protocol.CloseInternal, "catch-up failed, resume again")
+	}
+}
+
+// leave ends this session's subscription to room, if any.
+func (s *session) leave(room string) bool {
+	s.mu.Lock()
+	h, ok := s.subs[room]
+	delete(s.subs, room)
+	s.mu.Unlock()
+	if ok {
+		h.leave(s)
+		s.g.hubs.release(h)
+	}
+	return ok
+}
+
+func (s *session) unsubscribe(id uint64, room string) {
+	s.leave(room)
+	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Unsubscribed{Unsubscribed: &pb.Unsubscribed{Room: room}}})
+}
+
+func (s *session) history(ctx context.Context, id uint64, user string, q *pb.HistoryRequest) {
+	room := q.GetRoom()
+	if e := s.checkMember(ctx, room, user); e != nil {
+		s.fail(id, e)
+		return
+	}
+	page, err := s.g.historyPage(ctx, room, q.BeforeSeq, q.AfterSeq, protocol.HistoryLimit(q.GetLimit()))
+	if err != nil {
+		s.log.Warn("history failed", zap.String("room", room), zap.Error(err))
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "history unavailable, retry"))
+		return
+	}
+	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_History{History: page}})
+}
+
+// Closed releases everything the session holds.
+func (s *session) Closed() {
+	s.authTimer.Stop()
+	s.mu.Lock()
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+	for _, h := range subs {
+		h.leave(s)
+		s.g.hubs.release(h)
+	}
+	s.g.sessions.Delete(s.id)
+	s.g.metrics.connections.Add(-1)
+}
+
+// pushEvent queues a live room message event without blocking.
+func (s *session) pushEvent(ev *event) {
+	if frame := ev.frame(s.codec); frame != nil {
+		s.conn.Send(frame)
+	}
+}
+
+// catchUp queues an event of a catch-up, waiting for queue space; false
+// means the connection is closing.
+func (s *session) catchUp(ev *event) bool {
+	frame := ev.frame(s.codec)
+	return frame == nil || s.conn.SendWait(frame)
+}
+
+// routeResult delivers a processor result to its session, if still here.
+func (g *Gateway) routeResult(m *nats.Msg) {
+	r := new(pb.SendResult)
+	if err := proto.Unmarshal(m.Data, r); err != nil {
+		g.log.Error("bad send result", zap.Error(err))
+		return
+	}
+	if v, ok := g.sessions.Load(r.SessionId); ok {
+		v.(*session).onResult(r)
+	}
+}

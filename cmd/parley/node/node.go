@@ -1,0 +1,269 @@
+// Package node assembles Parley's roles (gateway, processor, archiver) with
+// their NATS connection, store and optional embedded nats-server into one
+// running process. `parley dev` runs every role; `parley gateway` etc. one.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+
+	"github.com/parley-chat/parley/archiver"
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/pkg/auth"
+	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/store"
+	"github.com/parley-chat/parley/processor"
+)
+
+// Roles selects what a node runs.
+type Roles struct {
+	Gateway, Processor, Archiver bool
+}
+
+// Config is a node's whole configuration.
+type Config struct {
+	Roles   Roles
+	DataDir string // embedded NATS store, Pebble store and dev signing key
+
+	// Embedded starts a nats-server in this process; else NATSURL is used.
+	Embedded bool
+	NATS     bus.EmbeddedConfig
+	NATSURL  string
+	Streams  bus.StreamConfig
+
+	// OpenStore opens the node's store (Pebble or ScyllaDB).
+	OpenStore func(ctx context.Context) (store.Store, error)
+
+	HTTPAddr string // gateway listener, e.g. ":8080"
+	TokenKey string // access token signing key; "" = generated under DataDir
+	TokenTTL time.Duration
+
+	Gateway   gateway.Config
+	Processor processor.Config
+	Archiver  archiver.Config
+}
+
+// Node is a running Parley process.
+type Node struct {
+	cfg     Config
+	log     *zap.Logger
+	ns      *server.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	st      store.Store
+	gw      *gateway.Gateway
+	httpSrv *http.Server
+	ln      net.Listener
+	history micro.Service
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  sync.Once
+
+	Processor *processor.Processor
+	Archiver  *archiver.Archiver
+}
+
+// Start brings up the configured roles; Close stops them.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (n *Node, err error) {
+	n = &Node{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	url := cfg.NATSURL
+	if cfg.Embedded {
+		if n.ns, err = bus.StartEmbedded(cfg.NATS); err != nil {
+			return nil, err
+		}
+		url = n.ns.ClientURL()
+		log.Info("embedded nats-server started", zap.String("url", url), zap.String("store", cfg.NATS.StoreDir))
+	}
+	n.nc, err = nats.Connect(url, nats.Name("parley"), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", url, err)
+	}
+	if n.js, err = jetstream.New(n.nc); err != nil {
+		return nil, err
+	}
+	if err := waitForJetStream(ctx, n.js); err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, n.js, cfg.Streams); err != nil {
+		return nil, err
+	}
+	if n.st, err = cfg.OpenStore(ctx); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	if cfg.Roles.Archiver {
+		if n.history, err = archiver.ServeHistory(n.nc, n.st, log); err != nil {
+			return nil, err
+		}
+		n.Archiver = archiver.New(n.js, n.st, log.Named("archiver"), cfg.Archiver)
+		n.run("archiver", func() error { return n.Archiver.Run(runCtx) })
+	}
+	if cfg.Roles.Processor {
+		pc := cfg.Processor
+		pc.Partitions = cfg.Streams.Partitions
+		n.Processor = processor.New(n.nc, n.js, n.st, log.Named("processor"), pc)
+		n.run("processor", func() error { return n.Processor.Run(runCtx) })
+	}
+	if cfg.Roles.Gateway {
+		if err := n.startGateway(); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// waitForJetStream returns once JetStream answers; a fresh or clustered
+// server may need a moment to elect a meta leader.
+func waitForJetStream(ctx context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := js.AccountInfo(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("jetstream not available: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) run(name string, f func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := f(); err != nil {
+			n.log.Error(name+" stopped", zap.Error(err))
+		}
+	}()
+}
+
+func (n *Node) startGateway() error {
+	key := []byte(n.cfg.TokenKey)
+	if len(key) == 0 {
+		var err error
+		if key, err = devKey(n.cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	ttl := n.cfg.TokenTTL
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	signer, err := auth.NewSigner(key, ttl)
+	if err != nil {
+		return err
+	}
+	gc := n.cfg.Gateway
+	gc.Partitions = n.cfg.Streams.Partitions
+	n.gw = gateway.New(n.nc, n.js, n.st, signer, n.log.Named("gateway"), gc)
+	if err := n.gw.Start(); err != nil {
+		return err
+	}
+	if n.ln, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+		return err
+	}
+	n.httpSrv = &http.Server{Handler: n.gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	n.run("http", func() error {
+		if err := n.httpSrv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	n.log.Info("gateway listening", zap.String("addr", n.ln.Addr().String()))
+	return nil
+}
+
+// devKey loads or creates the signing key kept in the data dir, so dev
+// tokens survive restarts. Production sets --token-key.
+func devKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "token.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	key := []byte(hex.EncodeToString(b))
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// HTTPAddr is the gateway's listen address (host:port).
+func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
+
+// NATSURL is the URL of the NATS server the node uses.
+func (n *Node) NATSURL() string { return n.nc.ConnectedUrl() }
+
+// Gateway returns the gateway role, or nil.
+func (n *Node) Gateway() *gateway.Gateway { return n.gw }
+
+// Store returns the node's store.
+func (n *Node) Store() store.Store { return n.st }
+
+// Close stops accepting clients, tells connected ones to reconnect, lets the
+// processor and archiver finish what they hold, and closes the bus and store.
+// Calls after the first do nothing.
+func (n *Node) Close() { n.closed.Do(n.close) }
+
+func (n *Node) close() {
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	if n.gw != nil {
+		n.gw.Shutdown()
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if n.history != nil {
+		_ = n.history.Stop()
+	}
+	if n.nc != nil {
+		_ = n.nc.Drain()
+		for n.nc.IsDraining() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if n.st != nil {
+		if err := n.st.Close(); err != nil {
+			n.log.Warn("store close", zap.Error(err))
+		}
+	}
+	if n.ns != nil {
+		n.ns.Shutdown()
+		n.ns.WaitForShutdown()
+	}
+}

@@ -5,9 +5,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -21,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	WriteTimeout   time.Duration
 	RequestTimeout time.Duration // bus and store calls of one request
 	DevTokens      bool          // serve POST /api/v1/dev/tokens (never in production)
+	Transport      string        // TransportEpoll (default on Linux) or TransportGoroutine
+	Pollers        int           // epoll loops of the epoll transport (default: one per CPU)
+	DrainTime      time.Duration // Drain spreads closing connections over this long
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +76,9 @@ func (c Config) withDefaults() Config {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	if c.Transport == "" {
+		c.Transport = DefaultTransport
+	}
 	return c
 }
 
@@ -84,6 +91,7 @@ type Gateway struct {
 	signer   *auth.Signer
 	log      *zap.Logger
 	subjects bus.Subjects
+	roomLog  roomlog.Reader
 
 	resultsSubject string
 	resultsSub     *nats.Subscription
@@ -91,6 +99,7 @@ type Gateway struct {
 	sessions       sync.Map // session id -> *session
 	nextSession    atomic.Uint64
 	metrics        metrics
+	transport      server // made by Start, run by Serve
 }
 
 type metrics struct {
@@ -110,13 +119,19 @@ func New(nc *nats.Conn, js jetstream.JetStream, rooms store.RoomStore, signer *a
 		log:      log.With(zap.String("gateway", cfg.ID)),
 		subjects: bus.Subjects{Partitions: cfg.Partitions},
 	}
+	g.roomLog = roomlog.Reader{NC: nc, Subjects: g.subjects}
 	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
 	g.resultsSubject = "parley.gw." + cfg.ID + ".results"
 	return g
 }
 
-// Start subscribes to the processor's results for this gateway.
+// Start prepares the transport and subscribes to the processor's results
+// for this gateway.
 func (g *Gateway) Start() error {
+	var err error
+	if g.transport, err = g.newServer(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	sub, err := g.nc.Subscribe(g.resultsSubject, g.routeResult)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -181,4 +196,5 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "# HELP parley_gateway_connections Open client connections.\n# TYPE parley_gateway_connections gauge\nparley_gateway_connections %d\n", g.metrics.connections.Load())
 	fmt.Fprintf(w, "# HELP parley_gateway_rooms Rooms with local subscribers.\n# TYPE parley_gateway_rooms gauge\nparley_gateway_rooms %d\n", g.hubs.count())
 	fmt.Fprintf(w, "# HELP parley_gateway_deliveries_total Message events queued to connections.\n# TYPE parley_gateway_deliveries_total counter\nparley_gateway_deliveries_total %d\n", g.metrics.deliveries.Load())
+	g.writeMemoryMetrics(w)
 }

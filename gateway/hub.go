@@ -98,7 +98,7 @@ func (h *hub) init(ctx context.Context) error {
 		return err
 	}
 	_ = sub.SetPendingLimits(-1, 256<<20)
-	head, err := h.g.roomHead(ctx, h.room)
+	head, err := h.g.roomLog.Head(ctx, h.room)
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return err

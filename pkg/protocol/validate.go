@@ -36,8 +36,11 @@ func ValidateSend(s *pb.SendMessage, maxBody int) *pb.Error {
 	if id == "" || len(id) > MaxClientMsgIDLen || !printableASCII(id) {
 		return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "client_msg_id: must be 1-%d printable ASCII characters", MaxClientMsgIDLen)
 	}
+	if e := validateKind(s); e != nil {
+		return e
+	}
 	b := s.GetBody()
-	if b.GetText() == "" && len(b.GetAttachments()) == 0 {
+	if needsBody(s.GetKind()) && b.GetText() == "" && len(b.GetAttachments()) == 0 {
 		return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body: needs text or an attachment")
 	}
 	if size := proto.Size(b); size > maxBody {
@@ -55,6 +58,43 @@ func ValidateSend(s *pb.SendMessage, maxBody int) *pb.Error {
 		}
 	}
 	return nil
+}
+
+// Limits on message references.
+const (
+	MaxReactionLen = 32
+	MaxMentions    = 50
+)
+
+// validateKind checks the fields a kind needs. Clients may only send
+// regular messages, edits, deletes and reactions; membership and room
+// changes come from the HTTP API.
+func validateKind(s *pb.SendMessage) *pb.Error {
+	switch k := s.GetKind(); k {
+	case pb.MessageKind_MESSAGE_KIND_TEXT:
+		if s.GetRefSeq() != 0 || s.GetReaction() != "" {
+			return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "ref_seq and reaction: only for edits, deletes and reactions")
+		}
+	case pb.MessageKind_MESSAGE_KIND_EDIT, pb.MessageKind_MESSAGE_KIND_DELETE:
+		if s.GetRefSeq() == 0 || s.GetReaction() != "" {
+			return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%s: needs ref_seq and no reaction", k)
+		}
+	case pb.MessageKind_MESSAGE_KIND_REACTION_ADD, pb.MessageKind_MESSAGE_KIND_REACTION_REMOVE:
+		if r := s.GetReaction(); s.GetRefSeq() == 0 || r == "" || len(r) > MaxReactionLen || !utf8.ValidString(r) {
+			return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%s: needs ref_seq and a reaction of 1-%d bytes", k, MaxReactionLen)
+		}
+	default:
+		return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "kind %s cannot be sent; use the rooms API", k)
+	}
+	if len(s.GetMentions()) > MaxMentions {
+		return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "mentions: at most %d", MaxMentions)
+	}
+	return nil
+}
+
+// needsBody reports whether a kind carries a body.
+func needsBody(k pb.MessageKind) bool {
+	return k == pb.MessageKind_MESSAGE_KIND_TEXT || k == pb.MessageKind_MESSAGE_KIND_EDIT
 }
 
 // HistoryLimit clamps a requested page size.

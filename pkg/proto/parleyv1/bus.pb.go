@@ -39,7 +39,14 @@ type InboundMessage struct {
 	ReceivedAt int64 `protobuf:"varint,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	// The client frame id; echoed in the SendResult so the gateway answers
 	// exactly that request.
-	RequestId     uint64 `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId     uint64      `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Kind          MessageKind `protobuf:"varint,9,opt,name=kind,proto3,enum=parley.v1.MessageKind" json:"kind,omitempty"`
+	RefSeq        uint64      `protobuf:"varint,10,opt,name=ref_seq,json=refSeq,proto3" json:"ref_seq,omitempty"`
+	Reaction      string      `protobuf:"bytes,11,opt,name=reaction,proto3" json:"reaction,omitempty"`
+	ReplyToSeq    uint64      `protobuf:"varint,12,opt,name=reply_to_seq,json=replyToSeq,proto3" json:"reply_to_seq,omitempty"`
+	Mentions      []string    `protobuf:"bytes,13,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	TargetUser    string      `protobuf:"bytes,14,opt,name=target_user,json=targetUser,proto3" json:"target_user,omitempty"`
+	Role          string      `protobuf:"bytes,15,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,6 +137,144 @@ func (x *InboundMessage) GetRequestId() uint64 {
 	return 0
 }
 
+func (x *InboundMessage) GetKind() MessageKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MessageKind_MESSAGE_KIND_TEXT
+}
+
+func (x *InboundMessage) GetRefSeq() uint64 {
+	if x != nil {
+		return x.RefSeq
+	}
+	return 0
+}
+
+func (x *InboundMessage) GetReaction() string {
+	if x != nil {
+		return x.Reaction
+	}
+	return ""
+}
+
+func (x *InboundMessage) GetReplyToSeq() uint64 {
+	if x != nil {
+		return x.ReplyToSeq
+	}
+	return 0
+}
+
+func (x *InboundMessage) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+func (x *InboundMessage) GetTargetUser() string {
+	if x != nil {
+		return x.TargetUser
+	}
+	return ""
+}
+
+func (x *InboundMessage) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// Notification is published on notify.<user> for a push bridge when a
+// message for that user (a direct message, or a mention) arrives while none
+// of the user's devices is online.
+type Notification struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	User   string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Room   string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	Seq    uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Sender string                 `protobuf:"bytes,4,opt,name=sender,proto3" json:"sender,omitempty"`
+	// "direct" or "mention".
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The start of the text, at most 140 bytes.
+	Preview       string `protobuf:"bytes,6,opt,name=preview,proto3" json:"preview,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notification) Reset() {
+	*x = Notification{}
+	mi := &file_parley_v1_bus_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notification) ProtoMessage() {}
+
+func (x *Notification) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_bus_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notification.ProtoReflect.Descriptor instead.
+func (*Notification) Descriptor() ([]byte, []int) {
+	return file_parley_v1_bus_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Notification) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Notification) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Notification) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Notification) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *Notification) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Notification) GetPreview() string {
+	if x != nil {
+		return x.Preview
+	}
+	return ""
+}
+
 // SendResult tells a gateway how the processor handled an InboundMessage.
 type SendResult struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -148,7 +293,7 @@ type SendResult struct {
 
 func (x *SendResult) Reset() {
 	*x = SendResult{}
-	mi := &file_parley_v1_bus_proto_msgTypes[1]
+	mi := &file_parley_v1_bus_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +305,7 @@ func (x *SendResult) String() string {
 func (*SendResult) ProtoMessage() {}
 
 func (x *SendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_bus_proto_msgTypes[1]
+	mi := &file_parley_v1_bus_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +318,7 @@ func (x *SendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResult.ProtoReflect.Descriptor instead.
 func (*SendResult) Descriptor() ([]byte, []int) {
-	return file_parley_v1_bus_proto_rawDescGZIP(), []int{1}
+	return file_parley_v1_bus_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SendResult) GetSessionId() string {
@@ -244,7 +389,7 @@ type ArchivedMessage struct {
 
 func (x *ArchivedMessage) Reset() {
 	*x = ArchivedMessage{}
-	mi := &file_parley_v1_bus_proto_msgTypes[2]
+	mi := &file_parley_v1_bus_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +401,7 @@ func (x *ArchivedMessage) String() string {
 func (*ArchivedMessage) ProtoMessage() {}
 
 func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_bus_proto_msgTypes[2]
+	mi := &file_parley_v1_bus_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +414,7 @@ func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivedMessage.ProtoReflect.Descriptor instead.
 func (*ArchivedMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_bus_proto_rawDescGZIP(), []int{2}
+	return file_parley_v1_bus_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ArchivedMessage) GetMessage() *Message {
@@ -299,7 +444,7 @@ type HistoryQuery struct {
 
 func (x *HistoryQuery) Reset() {
 	*x = HistoryQuery{}
-	mi := &file_parley_v1_bus_proto_msgTypes[3]
+	mi := &file_parley_v1_bus_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +456,7 @@ func (x *HistoryQuery) String() string {
 func (*HistoryQuery) ProtoMessage() {}
 
 func (x *HistoryQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_bus_proto_msgTypes[3]
+	mi := &file_parley_v1_bus_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +469,7 @@ func (x *HistoryQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryQuery.ProtoReflect.Descriptor instead.
 func (*HistoryQuery) Descriptor() ([]byte, []int) {
-	return file_parley_v1_bus_proto_rawDescGZIP(), []int{3}
+	return file_parley_v1_bus_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HistoryQuery) GetRoom() string {
@@ -368,7 +513,7 @@ type HistoryResult struct {
 
 func (x *HistoryResult) Reset() {
 	*x = HistoryResult{}
-	mi := &file_parley_v1_bus_proto_msgTypes[4]
+	mi := &file_parley_v1_bus_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +525,7 @@ func (x *HistoryResult) String() string {
 func (*HistoryResult) ProtoMessage() {}
 
 func (x *HistoryResult) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_bus_proto_msgTypes[4]
+	mi := &file_parley_v1_bus_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +538,7 @@ func (x *HistoryResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResult.ProtoReflect.Descriptor instead.
 func (*HistoryResult) Descriptor() ([]byte, []int) {
-	return file_parley_v1_bus_proto_rawDescGZIP(), []int{4}
+	return file_parley_v1_bus_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HistoryResult) GetMessages() []*ArchivedMessage {
@@ -428,7 +573,7 @@ var File_parley_v1_bus_proto protoreflect.FileDescriptor
 
 const file_parley_v1_bus_proto_rawDesc = "" +
 	"\n" +
-	"\x13parley/v1/bus.proto\x12\tparley.v1\x1a\x18parley/v1/protocol.proto\"\x89\x02\n" +
+	"\x13parley/v1/bus.proto\x12\tparley.v1\x1a\x18parley/v1/protocol.proto\"\xdd\x03\n" +
 	"\x0eInboundMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\"\n" +
@@ -440,7 +585,24 @@ const file_parley_v1_bus_proto_rawDesc = "" +
 	"\vreceived_at\x18\a \x01(\x03R\n" +
 	"receivedAt\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\x04R\trequestId\"\xf3\x01\n" +
+	"request_id\x18\b \x01(\x04R\trequestId\x12*\n" +
+	"\x04kind\x18\t \x01(\x0e2\x16.parley.v1.MessageKindR\x04kind\x12\x17\n" +
+	"\aref_seq\x18\n" +
+	" \x01(\x04R\x06refSeq\x12\x1a\n" +
+	"\breaction\x18\v \x01(\tR\breaction\x12 \n" +
+	"\freply_to_seq\x18\f \x01(\x04R\n" +
+	"replyToSeq\x12\x1a\n" +
+	"\bmentions\x18\r \x03(\tR\bmentions\x12\x1f\n" +
+	"\vtarget_user\x18\x0e \x01(\tR\n" +
+	"targetUser\x12\x12\n" +
+	"\x04role\x18\x0f \x01(\tR\x04role\"\x92\x01\n" +
+	"\fNotification\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06sender\x18\x04 \x01(\tR\x06sender\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
+	"\apreview\x18\x06 \x01(\tR\apreview\"\xf3\x01\n" +
 	"\n" +
 	"SendResult\x12\x1d\n" +
 	"\n" +
@@ -484,28 +646,31 @@ func file_parley_v1_bus_proto_rawDescGZIP() []byte {
 	return file_parley_v1_bus_proto_rawDescData
 }
 
-var file_parley_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_parley_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_parley_v1_bus_proto_goTypes = []any{
 	(*InboundMessage)(nil),  // 0: parley.v1.InboundMessage
-	(*SendResult)(nil),      // 1: parley.v1.SendResult
-	(*ArchivedMessage)(nil), // 2: parley.v1.ArchivedMessage
-	(*HistoryQuery)(nil),    // 3: parley.v1.HistoryQuery
-	(*HistoryResult)(nil),   // 4: parley.v1.HistoryResult
-	(*Body)(nil),            // 5: parley.v1.Body
-	(*Error)(nil),           // 6: parley.v1.Error
-	(*Message)(nil),         // 7: parley.v1.Message
+	(*Notification)(nil),    // 1: parley.v1.Notification
+	(*SendResult)(nil),      // 2: parley.v1.SendResult
+	(*ArchivedMessage)(nil), // 3: parley.v1.ArchivedMessage
+	(*HistoryQuery)(nil),    // 4: parley.v1.HistoryQuery
+	(*HistoryResult)(nil),   // 5: parley.v1.HistoryResult
+	(*Body)(nil),            // 6: parley.v1.Body
+	(MessageKind)(0),        // 7: parley.v1.MessageKind
+	(*Error)(nil),           // 8: parley.v1.Error
+	(*Message)(nil),         // 9: parley.v1.Message
 }
 var file_parley_v1_bus_proto_depIdxs = []int32{
-	5, // 0: parley.v1.InboundMessage.body:type_name -> parley.v1.Body
-	6, // 1: parley.v1.SendResult.error:type_name -> parley.v1.Error
-	7, // 2: parley.v1.ArchivedMessage.message:type_name -> parley.v1.Message
-	2, // 3: parley.v1.HistoryResult.messages:type_name -> parley.v1.ArchivedMessage
-	6, // 4: parley.v1.HistoryResult.error:type_name -> parley.v1.Error
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 0: parley.v1.InboundMessage.body:type_name -> parley.v1.Body
+	7, // 1: parley.v1.InboundMessage.kind:type_name -> parley.v1.MessageKind
+	8, // 2: parley.v1.SendResult.error:type_name -> parley.v1.Error
+	9, // 3: parley.v1.ArchivedMessage.message:type_name -> parley.v1.Message
+	3, // 4: parley.v1.HistoryResult.messages:type_name -> parley.v1.ArchivedMessage
+	8, // 5: parley.v1.HistoryResult.error:type_name -> parley.v1.Error
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_bus_proto_init() }
@@ -514,14 +679,14 @@ func file_parley_v1_bus_proto_init() {
 		return
 	}
 	file_parley_v1_protocol_proto_init()
-	file_parley_v1_bus_proto_msgTypes[3].OneofWrappers = []any{}
+	file_parley_v1_bus_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_bus_proto_rawDesc), len(file_parley_v1_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,6 +29,84 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MessageKind says what a room log entry does. Every kind takes a seq of
+// its own; those referring to another message carry its seq in ref_seq.
+type MessageKind int32
+
+const (
+	// A regular message (text and attachments).
+	MessageKind_MESSAGE_KIND_TEXT MessageKind = 0
+	// Replaces the body of ref_seq; only its sender may edit.
+	MessageKind_MESSAGE_KIND_EDIT MessageKind = 1
+	// Deletes ref_seq for everyone; its sender, or an owner or admin.
+	MessageKind_MESSAGE_KIND_DELETE          MessageKind = 2
+	MessageKind_MESSAGE_KIND_REACTION_ADD    MessageKind = 3
+	MessageKind_MESSAGE_KIND_REACTION_REMOVE MessageKind = 4
+	// Membership and room changes, made through the HTTP API. target_user is
+	// the member concerned; sender is who made the change.
+	MessageKind_MESSAGE_KIND_MEMBER_JOINED       MessageKind = 5
+	MessageKind_MESSAGE_KIND_MEMBER_LEFT         MessageKind = 6
+	MessageKind_MESSAGE_KIND_MEMBER_REMOVED      MessageKind = 7
+	MessageKind_MESSAGE_KIND_MEMBER_ROLE_CHANGED MessageKind = 8
+	// body.text holds the new name.
+	MessageKind_MESSAGE_KIND_ROOM_RENAMED MessageKind = 9
+)
+
+// Enum value maps for MessageKind.
+var (
+	MessageKind_name = map[int32]string{
+		0: "MESSAGE_KIND_TEXT",
+		1: "MESSAGE_KIND_EDIT",
+		2: "MESSAGE_KIND_DELETE",
+		3: "MESSAGE_KIND_REACTION_ADD",
+		4: "MESSAGE_KIND_REACTION_REMOVE",
+		5: "MESSAGE_KIND_MEMBER_JOINED",
+		6: "MESSAGE_KIND_MEMBER_LEFT",
+		7: "MESSAGE_KIND_MEMBER_REMOVED",
+		8: "MESSAGE_KIND_MEMBER_ROLE_CHANGED",
+		9: "MESSAGE_KIND_ROOM_RENAMED",
+	}
+	MessageKind_value = map[string]int32{
+		"MESSAGE_KIND_TEXT":                0,
+		"MESSAGE_KIND_EDIT":                1,
+		"MESSAGE_KIND_DELETE":              2,
+		"MESSAGE_KIND_REACTION_ADD":        3,
+		"MESSAGE_KIND_REACTION_REMOVE":     4,
+		"MESSAGE_KIND_MEMBER_JOINED":       5,
+		"MESSAGE_KIND_MEMBER_LEFT":         6,
+		"MESSAGE_KIND_MEMBER_REMOVED":      7,
+		"MESSAGE_KIND_MEMBER_ROLE_CHANGED": 8,
+		"MESSAGE_KIND_ROOM_RENAMED":        9,
+	}
+)
+
+func (x MessageKind) Enum() *MessageKind {
+	p := new(MessageKind)
+	*p = x
+	return p
+}
+
+func (x MessageKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MessageKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_parley_v1_protocol_proto_enumTypes[0].Descriptor()
+}
+
+func (MessageKind) Type() protoreflect.EnumType {
+	return &file_parley_v1_protocol_proto_enumTypes[0]
+}
+
+func (x MessageKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MessageKind.Descriptor instead.
+func (MessageKind) EnumDescriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{0}
+}
+
 // Error codes are stable; docs/protocol.md in schemas/ describes each.
 type ErrorCode int32
 
@@ -105,11 +183,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_parley_v1_protocol_proto_enumTypes[0].Descriptor()
+	return file_parley_v1_protocol_proto_enumTypes[1].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_parley_v1_protocol_proto_enumTypes[0]
+	return &file_parley_v1_protocol_proto_enumTypes[1]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -118,7 +196,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{0}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{1}
 }
 
 type Attachment_Kind int32
@@ -160,11 +238,11 @@ func (x Attachment_Kind) String() string {
 }
 
 func (Attachment_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_parley_v1_protocol_proto_enumTypes[1].Descriptor()
+	return file_parley_v1_protocol_proto_enumTypes[2].Descriptor()
 }
 
 func (Attachment_Kind) Type() protoreflect.EnumType {
-	return &file_parley_v1_protocol_proto_enumTypes[1]
+	return &file_parley_v1_protocol_proto_enumTypes[2]
 }
 
 func (x Attachment_Kind) Number() protoreflect.EnumNumber {
@@ -173,7 +251,7 @@ func (x Attachment_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Attachment_Kind.Descriptor instead.
 func (Attachment_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{16, 0}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{27, 0}
 }
 
 type ClientFrame struct {
@@ -187,6 +265,9 @@ type ClientFrame struct {
 	//	*ClientFrame_Unsubscribe
 	//	*ClientFrame_History
 	//	*ClientFrame_Ping
+	//	*ClientFrame_Typing
+	//	*ClientFrame_MarkRead
+	//	*ClientFrame_Sync
 	Kind          isClientFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -290,6 +371,33 @@ func (x *ClientFrame) GetPing() *Ping {
 	return nil
 }
 
+func (x *ClientFrame) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetMarkRead() *MarkRead {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_MarkRead); ok {
+			return x.MarkRead
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetSync() *Sync {
+	if x != nil {
+		if x, ok := x.Kind.(*ClientFrame_Sync); ok {
+			return x.Sync
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Kind interface {
 	isClientFrame_Kind()
 }
@@ -318,6 +426,18 @@ type ClientFrame_Ping struct {
 	Ping *Ping `protobuf:"bytes,7,opt,name=ping,proto3,oneof"`
 }
 
+type ClientFrame_Typing struct {
+	Typing *Typing `protobuf:"bytes,8,opt,name=typing,proto3,oneof"`
+}
+
+type ClientFrame_MarkRead struct {
+	MarkRead *MarkRead `protobuf:"bytes,9,opt,name=mark_read,json=markRead,proto3,oneof"`
+}
+
+type ClientFrame_Sync struct {
+	Sync *Sync `protobuf:"bytes,10,opt,name=sync,proto3,oneof"`
+}
+
 func (*ClientFrame_Auth) isClientFrame_Kind() {}
 
 func (*ClientFrame_Send) isClientFrame_Kind() {}
@@ -329,6 +449,12 @@ func (*ClientFrame_Unsubscribe) isClientFrame_Kind() {}
 func (*ClientFrame_History) isClientFrame_Kind() {}
 
 func (*ClientFrame_Ping) isClientFrame_Kind() {}
+
+func (*ClientFrame_Typing) isClientFrame_Kind() {}
+
+func (*ClientFrame_MarkRead) isClientFrame_Kind() {}
+
+func (*ClientFrame_Sync) isClientFrame_Kind() {}
 
 type ServerFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -344,6 +470,13 @@ type ServerFrame struct {
 	//	*ServerFrame_Message
 	//	*ServerFrame_Error
 	//	*ServerFrame_Pong
+	//	*ServerFrame_Ok
+	//	*ServerFrame_Typing
+	//	*ServerFrame_Read
+	//	*ServerFrame_Unread
+	//	*ServerFrame_Presence
+	//	*ServerFrame_RoomOnline
+	//	*ServerFrame_Rooms
 	Kind          isServerFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -465,6 +598,69 @@ func (x *ServerFrame) GetPong() *Pong {
 	return nil
 }
 
+func (x *ServerFrame) GetOk() *Ok {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Ok); ok {
+			return x.Ok
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetTyping() *TypingEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetRead() *ReadEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetUnread() *UnreadEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Unread); ok {
+			return x.Unread
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetPresence() *PresenceEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Presence); ok {
+			return x.Presence
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetRoomOnline() *RoomOnline {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_RoomOnline); ok {
+			return x.RoomOnline
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetRooms() *RoomList {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Rooms); ok {
+			return x.Rooms
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Kind interface {
 	isServerFrame_Kind()
 }
@@ -501,6 +697,34 @@ type ServerFrame_Pong struct {
 	Pong *Pong `protobuf:"bytes,9,opt,name=pong,proto3,oneof"`
 }
 
+type ServerFrame_Ok struct {
+	Ok *Ok `protobuf:"bytes,10,opt,name=ok,proto3,oneof"`
+}
+
+type ServerFrame_Typing struct {
+	Typing *TypingEvent `protobuf:"bytes,11,opt,name=typing,proto3,oneof"`
+}
+
+type ServerFrame_Read struct {
+	Read *ReadEvent `protobuf:"bytes,12,opt,name=read,proto3,oneof"`
+}
+
+type ServerFrame_Unread struct {
+	Unread *UnreadEvent `protobuf:"bytes,13,opt,name=unread,proto3,oneof"`
+}
+
+type ServerFrame_Presence struct {
+	Presence *PresenceEvent `protobuf:"bytes,14,opt,name=presence,proto3,oneof"`
+}
+
+type ServerFrame_RoomOnline struct {
+	RoomOnline *RoomOnline `protobuf:"bytes,15,opt,name=room_online,json=roomOnline,proto3,oneof"`
+}
+
+type ServerFrame_Rooms struct {
+	Rooms *RoomList `protobuf:"bytes,16,opt,name=rooms,proto3,oneof"`
+}
+
 func (*ServerFrame_Authenticated) isServerFrame_Kind() {}
 
 func (*ServerFrame_Ack) isServerFrame_Kind() {}
@@ -517,6 +741,57 @@ func (*ServerFrame_Error) isServerFrame_Kind() {}
 
 func (*ServerFrame_Pong) isServerFrame_Kind() {}
 
+func (*ServerFrame_Ok) isServerFrame_Kind() {}
+
+func (*ServerFrame_Typing) isServerFrame_Kind() {}
+
+func (*ServerFrame_Read) isServerFrame_Kind() {}
+
+func (*ServerFrame_Unread) isServerFrame_Kind() {}
+
+func (*ServerFrame_Presence) isServerFrame_Kind() {}
+
+func (*ServerFrame_RoomOnline) isServerFrame_Kind() {}
+
+func (*ServerFrame_Rooms) isServerFrame_Kind() {}
+
+// Ok answers requests that have no other result (typing, mark_read).
+type Ok struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ok) Reset() {
+	*x = Ok{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ok) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ok) ProtoMessage() {}
+
+func (x *Ok) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ok.ProtoReflect.Descriptor instead.
+func (*Ok) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{2}
+}
+
 // Authenticate must be the first frame of a connection.
 type Authenticate struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -527,7 +802,7 @@ type Authenticate struct {
 
 func (x *Authenticate) Reset() {
 	*x = Authenticate{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[2]
+	mi := &file_parley_v1_protocol_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +814,7 @@ func (x *Authenticate) String() string {
 func (*Authenticate) ProtoMessage() {}
 
 func (x *Authenticate) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[2]
+	mi := &file_parley_v1_protocol_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +827,7 @@ func (x *Authenticate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authenticate.ProtoReflect.Descriptor instead.
 func (*Authenticate) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{2}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Authenticate) GetToken() string {
@@ -575,7 +850,7 @@ type Authenticated struct {
 
 func (x *Authenticated) Reset() {
 	*x = Authenticated{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[3]
+	mi := &file_parley_v1_protocol_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +862,7 @@ func (x *Authenticated) String() string {
 func (*Authenticated) ProtoMessage() {}
 
 func (x *Authenticated) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[3]
+	mi := &file_parley_v1_protocol_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +875,7 @@ func (x *Authenticated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authenticated.ProtoReflect.Descriptor instead.
 func (*Authenticated) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{3}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Authenticated) GetUserId() string {
@@ -628,17 +903,28 @@ func (x *Authenticated) GetServerTime() int64 {
 // chosen by the client (unique per sender); resending the same id never
 // creates a second message.
 type SendMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
-	ClientMsgId   string                 `protobuf:"bytes,2,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	Body          *Body                  `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Room        string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	ClientMsgId string                 `protobuf:"bytes,2,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	Body        *Body                  `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// What the message does: a regular message (default), or an edit, delete
+	// or reaction referring to ref_seq. Membership and room changes are made
+	// through the HTTP API, never sent directly.
+	Kind   MessageKind `protobuf:"varint,4,opt,name=kind,proto3,enum=parley.v1.MessageKind" json:"kind,omitempty"`
+	RefSeq uint64      `protobuf:"varint,5,opt,name=ref_seq,json=refSeq,proto3" json:"ref_seq,omitempty"`
+	// The emoji of a reaction, at most 32 bytes.
+	Reaction string `protobuf:"bytes,6,opt,name=reaction,proto3" json:"reaction,omitempty"`
+	// The message this one replies to.
+	ReplyToSeq uint64 `protobuf:"varint,7,opt,name=reply_to_seq,json=replyToSeq,proto3" json:"reply_to_seq,omitempty"`
+	// Users mentioned; they are notified even when offline.
+	Mentions      []string `protobuf:"bytes,8,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendMessage) Reset() {
 	*x = SendMessage{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[4]
+	mi := &file_parley_v1_protocol_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +936,7 @@ func (x *SendMessage) String() string {
 func (*SendMessage) ProtoMessage() {}
 
 func (x *SendMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[4]
+	mi := &file_parley_v1_protocol_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +949,7 @@ func (x *SendMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessage.ProtoReflect.Descriptor instead.
 func (*SendMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{4}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SendMessage) GetRoom() string {
@@ -687,6 +973,41 @@ func (x *SendMessage) GetBody() *Body {
 	return nil
 }
 
+func (x *SendMessage) GetKind() MessageKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MessageKind_MESSAGE_KIND_TEXT
+}
+
+func (x *SendMessage) GetRefSeq() uint64 {
+	if x != nil {
+		return x.RefSeq
+	}
+	return 0
+}
+
+func (x *SendMessage) GetReaction() string {
+	if x != nil {
+		return x.Reaction
+	}
+	return ""
+}
+
+func (x *SendMessage) GetReplyToSeq() uint64 {
+	if x != nil {
+		return x.ReplyToSeq
+	}
+	return 0
+}
+
+func (x *SendMessage) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
 // SendAck is sent once the message is stored in the room's log: seq is its
 // place in the room. duplicate is true when the id was seen before.
 type SendAck struct {
@@ -702,7 +1023,7 @@ type SendAck struct {
 
 func (x *SendAck) Reset() {
 	*x = SendAck{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[5]
+	mi := &file_parley_v1_protocol_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +1035,7 @@ func (x *SendAck) String() string {
 func (*SendAck) ProtoMessage() {}
 
 func (x *SendAck) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[5]
+	mi := &file_parley_v1_protocol_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +1048,7 @@ func (x *SendAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendAck.ProtoReflect.Descriptor instead.
 func (*SendAck) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{5}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SendAck) GetRoom() string {
@@ -779,7 +1100,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[6]
+	mi := &file_parley_v1_protocol_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1112,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[6]
+	mi := &file_parley_v1_protocol_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1125,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{6}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Subscribe) GetRoom() string {
@@ -832,7 +1153,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[7]
+	mi := &file_parley_v1_protocol_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +1165,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[7]
+	mi := &file_parley_v1_protocol_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +1178,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{7}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Subscribed) GetRoom() string {
@@ -883,7 +1204,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[8]
+	mi := &file_parley_v1_protocol_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1216,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[8]
+	mi := &file_parley_v1_protocol_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1229,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{8}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Unsubscribe) GetRoom() string {
@@ -927,7 +1248,7 @@ type Unsubscribed struct {
 
 func (x *Unsubscribed) Reset() {
 	*x = Unsubscribed{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[9]
+	mi := &file_parley_v1_protocol_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1260,7 @@ func (x *Unsubscribed) String() string {
 func (*Unsubscribed) ProtoMessage() {}
 
 func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[9]
+	mi := &file_parley_v1_protocol_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1273,7 @@ func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
 func (*Unsubscribed) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{9}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Unsubscribed) GetRoom() string {
@@ -978,7 +1299,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[10]
+	mi := &file_parley_v1_protocol_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1311,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[10]
+	mi := &file_parley_v1_protocol_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1324,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{10}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HistoryRequest) GetRoom() string {
@@ -1046,7 +1367,7 @@ type HistoryPage struct {
 
 func (x *HistoryPage) Reset() {
 	*x = HistoryPage{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[11]
+	mi := &file_parley_v1_protocol_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1379,7 @@ func (x *HistoryPage) String() string {
 func (*HistoryPage) ProtoMessage() {}
 
 func (x *HistoryPage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[11]
+	mi := &file_parley_v1_protocol_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1392,7 @@ func (x *HistoryPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryPage.ProtoReflect.Descriptor instead.
 func (*HistoryPage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{11}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HistoryPage) GetRoom() string {
@@ -1104,7 +1425,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[12]
+	mi := &file_parley_v1_protocol_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1437,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[12]
+	mi := &file_parley_v1_protocol_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1450,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{12}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Ping) GetClientTime() int64 {
@@ -1149,7 +1470,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[13]
+	mi := &file_parley_v1_protocol_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1482,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[13]
+	mi := &file_parley_v1_protocol_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1495,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{13}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Pong) GetClientTime() int64 {
@@ -1200,15 +1521,24 @@ type Message struct {
 	Sender      string `protobuf:"bytes,3,opt,name=sender,proto3" json:"sender,omitempty"`
 	ClientMsgId string `protobuf:"bytes,4,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
 	// Unix milliseconds when the message was sequenced.
-	SentAt        int64 `protobuf:"varint,5,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
-	Body          *Body `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	SentAt     int64       `protobuf:"varint,5,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	Body       *Body       `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	Kind       MessageKind `protobuf:"varint,7,opt,name=kind,proto3,enum=parley.v1.MessageKind" json:"kind,omitempty"`
+	RefSeq     uint64      `protobuf:"varint,8,opt,name=ref_seq,json=refSeq,proto3" json:"ref_seq,omitempty"`
+	Reaction   string      `protobuf:"bytes,9,opt,name=reaction,proto3" json:"reaction,omitempty"`
+	ReplyToSeq uint64      `protobuf:"varint,10,opt,name=reply_to_seq,json=replyToSeq,proto3" json:"reply_to_seq,omitempty"`
+	Mentions   []string    `protobuf:"bytes,11,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	// For membership changes: the member concerned and, for joins and role
+	// changes, the role ("owner", "admin", "member").
+	TargetUser    string `protobuf:"bytes,12,opt,name=target_user,json=targetUser,proto3" json:"target_user,omitempty"`
+	Role          string `protobuf:"bytes,13,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[14]
+	mi := &file_parley_v1_protocol_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1550,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[14]
+	mi := &file_parley_v1_protocol_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1563,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{14}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Message) GetRoom() string {
@@ -1278,6 +1608,678 @@ func (x *Message) GetBody() *Body {
 	return nil
 }
 
+func (x *Message) GetKind() MessageKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MessageKind_MESSAGE_KIND_TEXT
+}
+
+func (x *Message) GetRefSeq() uint64 {
+	if x != nil {
+		return x.RefSeq
+	}
+	return 0
+}
+
+func (x *Message) GetReaction() string {
+	if x != nil {
+		return x.Reaction
+	}
+	return ""
+}
+
+func (x *Message) GetReplyToSeq() uint64 {
+	if x != nil {
+		return x.ReplyToSeq
+	}
+	return 0
+}
+
+func (x *Message) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+func (x *Message) GetTargetUser() string {
+	if x != nil {
+		return x.TargetUser
+	}
+	return ""
+}
+
+func (x *Message) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// Typing says the user is (active) or stopped typing in a room. It is
+// ephemeral: never stored, rate-limited, and shown to members for a few
+// seconds unless repeated.
+type Typing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Active        bool                   `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Typing) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Typing) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+type TypingEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Active        bool                   `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingEvent) Reset() {
+	*x = TypingEvent{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingEvent) ProtoMessage() {}
+
+func (x *TypingEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingEvent.ProtoReflect.Descriptor instead.
+func (*TypingEvent) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TypingEvent) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *TypingEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *TypingEvent) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+// MarkRead moves the user's read cursor in a room up to seq (never back).
+// The user's other devices get an UnreadEvent; members of small rooms get a
+// ReadEvent.
+type MarkRead struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkRead) Reset() {
+	*x = MarkRead{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkRead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkRead) ProtoMessage() {}
+
+func (x *MarkRead) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
+func (*MarkRead) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MarkRead) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *MarkRead) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// ReadEvent: user has read room up to seq.
+type ReadEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadEvent) Reset() {
+	*x = ReadEvent{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadEvent) ProtoMessage() {}
+
+func (x *ReadEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadEvent.ProtoReflect.Descriptor instead.
+func (*ReadEvent) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReadEvent) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *ReadEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ReadEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// UnreadEvent: the receiving user's unread count of a room changed.
+type UnreadEvent struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Room    string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	HeadSeq uint64                 `protobuf:"varint,2,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	ReadSeq uint64                 `protobuf:"varint,3,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	// head_seq - read_seq.
+	Unread        uint64 `protobuf:"varint,4,opt,name=unread,proto3" json:"unread,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnreadEvent) Reset() {
+	*x = UnreadEvent{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnreadEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnreadEvent) ProtoMessage() {}
+
+func (x *UnreadEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnreadEvent.ProtoReflect.Descriptor instead.
+func (*UnreadEvent) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UnreadEvent) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *UnreadEvent) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *UnreadEvent) GetReadSeq() uint64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *UnreadEvent) GetUnread() uint64 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+// PresenceEvent: a friend or member of a small room went online or offline.
+type PresenceEvent struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	User   string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Online bool                   `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	// Unix milliseconds the user was last online (when offline).
+	LastSeen      int64 `protobuf:"varint,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceEvent) Reset() {
+	*x = PresenceEvent{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceEvent) ProtoMessage() {}
+
+func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
+func (*PresenceEvent) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PresenceEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PresenceEvent) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *PresenceEvent) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
+	}
+	return 0
+}
+
+// RoomOnline: how many members of a large room are online.
+type RoomOnline struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Online        uint64                 `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomOnline) Reset() {
+	*x = RoomOnline{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomOnline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomOnline) ProtoMessage() {}
+
+func (x *RoomOnline) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomOnline.ProtoReflect.Descriptor instead.
+func (*RoomOnline) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RoomOnline) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *RoomOnline) GetOnline() uint64 {
+	if x != nil {
+		return x.Online
+	}
+	return 0
+}
+
+// Sync asks for the user's rooms with their state, paged in room id order.
+type Sync struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AfterRoom string                 `protobuf:"bytes,1,opt,name=after_room,json=afterRoom,proto3" json:"after_room,omitempty"`
+	// 1..500; 0 means 100.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sync) Reset() {
+	*x = Sync{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sync) ProtoMessage() {}
+
+func (x *Sync) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sync.ProtoReflect.Descriptor instead.
+func (*Sync) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Sync) GetAfterRoom() string {
+	if x != nil {
+		return x.AfterRoom
+	}
+	return ""
+}
+
+func (x *Sync) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type RoomSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	HeadSeq       uint64                 `protobuf:"varint,5,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	ReadSeq       uint64                 `protobuf:"varint,6,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	Unread        uint64                 `protobuf:"varint,7,opt,name=unread,proto3" json:"unread,omitempty"`
+	LastMessage   *Message               `protobuf:"bytes,8,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomSummary) Reset() {
+	*x = RoomSummary{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomSummary) ProtoMessage() {}
+
+func (x *RoomSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomSummary.ProtoReflect.Descriptor instead.
+func (*RoomSummary) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RoomSummary) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *RoomSummary) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RoomSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoomSummary) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *RoomSummary) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *RoomSummary) GetReadSeq() uint64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *RoomSummary) GetUnread() uint64 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *RoomSummary) GetLastMessage() *Message {
+	if x != nil {
+		return x.LastMessage
+	}
+	return nil
+}
+
+type RoomList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rooms []*RoomSummary         `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	// Pass as after_room for the next page; empty on the last page.
+	Next          string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomList) Reset() {
+	*x = RoomList{}
+	mi := &file_parley_v1_protocol_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomList) ProtoMessage() {}
+
+func (x *RoomList) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_protocol_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomList.ProtoReflect.Descriptor instead.
+func (*RoomList) Descriptor() ([]byte, []int) {
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RoomList) GetRooms() []*RoomSummary {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
+func (x *RoomList) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
 type Body struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
@@ -1288,7 +2290,7 @@ type Body struct {
 
 func (x *Body) Reset() {
 	*x = Body{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[15]
+	mi := &file_parley_v1_protocol_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +2302,7 @@ func (x *Body) String() string {
 func (*Body) ProtoMessage() {}
 
 func (x *Body) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[15]
+	mi := &file_parley_v1_protocol_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +2315,7 @@ func (x *Body) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Body.ProtoReflect.Descriptor instead.
 func (*Body) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{15}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Body) GetText() string {
@@ -1346,7 +2348,7 @@ type Attachment struct {
 
 func (x *Attachment) Reset() {
 	*x = Attachment{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[16]
+	mi := &file_parley_v1_protocol_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +2360,7 @@ func (x *Attachment) String() string {
 func (*Attachment) ProtoMessage() {}
 
 func (x *Attachment) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[16]
+	mi := &file_parley_v1_protocol_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +2373,7 @@ func (x *Attachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
 func (*Attachment) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Attachment) GetKind() Attachment_Kind {
@@ -1440,7 +2442,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_parley_v1_protocol_proto_msgTypes[17]
+	mi := &file_parley_v1_protocol_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +2454,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_protocol_proto_msgTypes[17]
+	mi := &file_parley_v1_protocol_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +2467,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_protocol_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -1486,7 +2488,7 @@ var File_parley_v1_protocol_proto protoreflect.FileDescriptor
 
 const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\n" +
-	"\x18parley/v1/protocol.proto\x12\tparley.v1\"\xd2\x02\n" +
+	"\x18parley/v1/protocol.proto\x12\tparley.v1\"\xda\x03\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12-\n" +
 	"\x04auth\x18\x02 \x01(\v2\x17.parley.v1.AuthenticateH\x00R\x04auth\x12,\n" +
@@ -1494,8 +2496,12 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\tsubscribe\x18\x04 \x01(\v2\x14.parley.v1.SubscribeH\x00R\tsubscribe\x12:\n" +
 	"\vunsubscribe\x18\x05 \x01(\v2\x16.parley.v1.UnsubscribeH\x00R\vunsubscribe\x125\n" +
 	"\ahistory\x18\x06 \x01(\v2\x19.parley.v1.HistoryRequestH\x00R\ahistory\x12%\n" +
-	"\x04ping\x18\a \x01(\v2\x0f.parley.v1.PingH\x00R\x04pingB\x06\n" +
-	"\x04kind\"\xbc\x03\n" +
+	"\x04ping\x18\a \x01(\v2\x0f.parley.v1.PingH\x00R\x04ping\x12+\n" +
+	"\x06typing\x18\b \x01(\v2\x11.parley.v1.TypingH\x00R\x06typing\x122\n" +
+	"\tmark_read\x18\t \x01(\v2\x13.parley.v1.MarkReadH\x00R\bmarkRead\x12%\n" +
+	"\x04sync\x18\n" +
+	" \x01(\v2\x0f.parley.v1.SyncH\x00R\x04syncB\x06\n" +
+	"\x04kind\"\x8c\x06\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12@\n" +
 	"\rauthenticated\x18\x02 \x01(\v2\x18.parley.v1.AuthenticatedH\x00R\rauthenticated\x12&\n" +
@@ -1507,8 +2513,18 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\ahistory\x18\x06 \x01(\v2\x16.parley.v1.HistoryPageH\x00R\ahistory\x12.\n" +
 	"\amessage\x18\a \x01(\v2\x12.parley.v1.MessageH\x00R\amessage\x12(\n" +
 	"\x05error\x18\b \x01(\v2\x10.parley.v1.ErrorH\x00R\x05error\x12%\n" +
-	"\x04pong\x18\t \x01(\v2\x0f.parley.v1.PongH\x00R\x04pongB\x06\n" +
-	"\x04kind\"$\n" +
+	"\x04pong\x18\t \x01(\v2\x0f.parley.v1.PongH\x00R\x04pong\x12\x1f\n" +
+	"\x02ok\x18\n" +
+	" \x01(\v2\r.parley.v1.OkH\x00R\x02ok\x120\n" +
+	"\x06typing\x18\v \x01(\v2\x16.parley.v1.TypingEventH\x00R\x06typing\x12*\n" +
+	"\x04read\x18\f \x01(\v2\x14.parley.v1.ReadEventH\x00R\x04read\x120\n" +
+	"\x06unread\x18\r \x01(\v2\x16.parley.v1.UnreadEventH\x00R\x06unread\x126\n" +
+	"\bpresence\x18\x0e \x01(\v2\x18.parley.v1.PresenceEventH\x00R\bpresence\x128\n" +
+	"\vroom_online\x18\x0f \x01(\v2\x15.parley.v1.RoomOnlineH\x00R\n" +
+	"roomOnline\x12+\n" +
+	"\x05rooms\x18\x10 \x01(\v2\x13.parley.v1.RoomListH\x00R\x05roomsB\x06\n" +
+	"\x04kind\"\x04\n" +
+	"\x02Ok\"$\n" +
 	"\fAuthenticate\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"h\n" +
 	"\rAuthenticated\x12\x17\n" +
@@ -1516,11 +2532,17 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1f\n" +
 	"\vserver_time\x18\x03 \x01(\x03R\n" +
-	"serverTime\"j\n" +
+	"serverTime\"\x89\x02\n" +
 	"\vSendMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\"\n" +
 	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\x12#\n" +
-	"\x04body\x18\x03 \x01(\v2\x0f.parley.v1.BodyR\x04body\"\x8a\x01\n" +
+	"\x04body\x18\x03 \x01(\v2\x0f.parley.v1.BodyR\x04body\x12*\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x16.parley.v1.MessageKindR\x04kind\x12\x17\n" +
+	"\aref_seq\x18\x05 \x01(\x04R\x06refSeq\x12\x1a\n" +
+	"\breaction\x18\x06 \x01(\tR\breaction\x12 \n" +
+	"\freply_to_seq\x18\a \x01(\x04R\n" +
+	"replyToSeq\x12\x1a\n" +
+	"\bmentions\x18\b \x03(\tR\bmentions\"\x8a\x01\n" +
 	"\aSendAck\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\"\n" +
 	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\x12\x10\n" +
@@ -1560,14 +2582,67 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\vclient_time\x18\x01 \x01(\x03R\n" +
 	"clientTime\x12\x1f\n" +
 	"\vserver_time\x18\x02 \x01(\x03R\n" +
-	"serverTime\"\xa9\x01\n" +
+	"serverTime\"\xfd\x02\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06sender\x18\x03 \x01(\tR\x06sender\x12\"\n" +
 	"\rclient_msg_id\x18\x04 \x01(\tR\vclientMsgId\x12\x17\n" +
 	"\asent_at\x18\x05 \x01(\x03R\x06sentAt\x12#\n" +
-	"\x04body\x18\x06 \x01(\v2\x0f.parley.v1.BodyR\x04body\"S\n" +
+	"\x04body\x18\x06 \x01(\v2\x0f.parley.v1.BodyR\x04body\x12*\n" +
+	"\x04kind\x18\a \x01(\x0e2\x16.parley.v1.MessageKindR\x04kind\x12\x17\n" +
+	"\aref_seq\x18\b \x01(\x04R\x06refSeq\x12\x1a\n" +
+	"\breaction\x18\t \x01(\tR\breaction\x12 \n" +
+	"\freply_to_seq\x18\n" +
+	" \x01(\x04R\n" +
+	"replyToSeq\x12\x1a\n" +
+	"\bmentions\x18\v \x03(\tR\bmentions\x12\x1f\n" +
+	"\vtarget_user\x18\f \x01(\tR\n" +
+	"targetUser\x12\x12\n" +
+	"\x04role\x18\r \x01(\tR\x04role\"4\n" +
+	"\x06Typing\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\bR\x06active\"M\n" +
+	"\vTypingEvent\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
+	"\x06active\x18\x03 \x01(\bR\x06active\"0\n" +
+	"\bMarkRead\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"E\n" +
+	"\tReadEvent\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"o\n" +
+	"\vUnreadEvent\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x19\n" +
+	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12\x19\n" +
+	"\bread_seq\x18\x03 \x01(\x04R\areadSeq\x12\x16\n" +
+	"\x06unread\x18\x04 \x01(\x04R\x06unread\"X\n" +
+	"\rPresenceEvent\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\x12\x1b\n" +
+	"\tlast_seen\x18\x03 \x01(\x03R\blastSeen\"8\n" +
+	"\n" +
+	"RoomOnline\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\x04R\x06online\";\n" +
+	"\x04Sync\x12\x1d\n" +
+	"\n" +
+	"after_room\x18\x01 \x01(\tR\tafterRoom\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xe2\x01\n" +
+	"\vRoomSummary\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x19\n" +
+	"\bhead_seq\x18\x05 \x01(\x04R\aheadSeq\x12\x19\n" +
+	"\bread_seq\x18\x06 \x01(\x04R\areadSeq\x12\x16\n" +
+	"\x06unread\x18\a \x01(\x04R\x06unread\x125\n" +
+	"\flast_message\x18\b \x01(\v2\x12.parley.v1.MessageR\vlastMessage\"L\n" +
+	"\bRoomList\x12,\n" +
+	"\x05rooms\x18\x01 \x03(\v2\x16.parley.v1.RoomSummaryR\x05rooms\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\"S\n" +
 	"\x04Body\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x127\n" +
 	"\vattachments\x18\x02 \x03(\v2\x15.parley.v1.AttachmentR\vattachments\"\xbf\x02\n" +
@@ -1593,7 +2668,18 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\tKIND_FILE\x10\x04\"K\n" +
 	"\x05Error\x12(\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x14.parley.v1.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\x95\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*\xb9\x02\n" +
+	"\vMessageKind\x12\x15\n" +
+	"\x11MESSAGE_KIND_TEXT\x10\x00\x12\x15\n" +
+	"\x11MESSAGE_KIND_EDIT\x10\x01\x12\x17\n" +
+	"\x13MESSAGE_KIND_DELETE\x10\x02\x12\x1d\n" +
+	"\x19MESSAGE_KIND_REACTION_ADD\x10\x03\x12 \n" +
+	"\x1cMESSAGE_KIND_REACTION_REMOVE\x10\x04\x12\x1e\n" +
+	"\x1aMESSAGE_KIND_MEMBER_JOINED\x10\x05\x12\x1c\n" +
+	"\x18MESSAGE_KIND_MEMBER_LEFT\x10\x06\x12\x1f\n" +
+	"\x1bMESSAGE_KIND_MEMBER_REMOVED\x10\a\x12$\n" +
+	" MESSAGE_KIND_MEMBER_ROLE_CHANGED\x10\b\x12\x1d\n" +
+	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\x95\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_MALFORMED_FRAME\x10\x01\x12\x1c\n" +
@@ -1622,56 +2708,82 @@ func file_parley_v1_protocol_proto_rawDescGZIP() []byte {
 	return file_parley_v1_protocol_proto_rawDescData
 }
 
-var file_parley_v1_protocol_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_parley_v1_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_parley_v1_protocol_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_parley_v1_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_parley_v1_protocol_proto_goTypes = []any{
-	(ErrorCode)(0),         // 0: parley.v1.ErrorCode
-	(Attachment_Kind)(0),   // 1: parley.v1.Attachment.Kind
-	(*ClientFrame)(nil),    // 2: parley.v1.ClientFrame
-	(*ServerFrame)(nil),    // 3: parley.v1.ServerFrame
-	(*Authenticate)(nil),   // 4: parley.v1.Authenticate
-	(*Authenticated)(nil),  // 5: parley.v1.Authenticated
-	(*SendMessage)(nil),    // 6: parley.v1.SendMessage
-	(*SendAck)(nil),        // 7: parley.v1.SendAck
-	(*Subscribe)(nil),      // 8: parley.v1.Subscribe
-	(*Subscribed)(nil),     // 9: parley.v1.Subscribed
-	(*Unsubscribe)(nil),    // 10: parley.v1.Unsubscribe
-	(*Unsubscribed)(nil),   // 11: parley.v1.Unsubscribed
-	(*HistoryRequest)(nil), // 12: parley.v1.HistoryRequest
-	(*HistoryPage)(nil),    // 13: parley.v1.HistoryPage
-	(*Ping)(nil),           // 14: parley.v1.Ping
-	(*Pong)(nil),           // 15: parley.v1.Pong
-	(*Message)(nil),        // 16: parley.v1.Message
-	(*Body)(nil),           // 17: parley.v1.Body
-	(*Attachment)(nil),     // 18: parley.v1.Attachment
-	(*Error)(nil),          // 19: parley.v1.Error
+	(MessageKind)(0),       // 0: parley.v1.MessageKind
+	(ErrorCode)(0),         // 1: parley.v1.ErrorCode
+	(Attachment_Kind)(0),   // 2: parley.v1.Attachment.Kind
+	(*ClientFrame)(nil),    // 3: parley.v1.ClientFrame
+	(*ServerFrame)(nil),    // 4: parley.v1.ServerFrame
+	(*Ok)(nil),             // 5: parley.v1.Ok
+	(*Authenticate)(nil),   // 6: parley.v1.Authenticate
+	(*Authenticated)(nil),  // 7: parley.v1.Authenticated
+	(*SendMessage)(nil),    // 8: parley.v1.SendMessage
+	(*SendAck)(nil),        // 9: parley.v1.SendAck
+	(*Subscribe)(nil),      // 10: parley.v1.Subscribe
+	(*Subscribed)(nil),     // 11: parley.v1.Subscribed
+	(*Unsubscribe)(nil),    // 12: parley.v1.Unsubscribe
+	(*Unsubscribed)(nil),   // 13: parley.v1.Unsubscribed
+	(*HistoryRequest)(nil), // 14: parley.v1.HistoryRequest
+	(*HistoryPage)(nil),    // 15: parley.v1.HistoryPage
+	(*Ping)(nil),           // 16: parley.v1.Ping
+	(*Pong)(nil),           // 17: parley.v1.Pong
+	(*Message)(nil),        // 18: parley.v1.Message
+	(*Typing)(nil),         // 19: parley.v1.Typing
+	(*TypingEvent)(nil),    // 20: parley.v1.TypingEvent
+	(*MarkRead)(nil),       // 21: parley.v1.MarkRead
+	(*ReadEvent)(nil),      // 22: parley.v1.ReadEvent
+	(*UnreadEvent)(nil),    // 23: parley.v1.UnreadEvent
+	(*PresenceEvent)(nil),  // 24: parley.v1.PresenceEvent
+	(*RoomOnline)(nil),     // 25: parley.v1.RoomOnline
+	(*Sync)(nil),           // 26: parley.v1.Sync
+	(*RoomSummary)(nil),    // 27: parley.v1.RoomSummary
+	(*RoomList)(nil),       // 28: parley.v1.RoomList
+	(*Body)(nil),           // 29: parley.v1.Body
+	(*Attachment)(nil),     // 30: parley.v1.Attachment
+	(*Error)(nil),          // 31: parley.v1.Error
 }
 var file_parley_v1_protocol_proto_depIdxs = []int32{
-	4,  // 0: parley.v1.ClientFrame.auth:type_name -> parley.v1.Authenticate
-	6,  // 1: parley.v1.ClientFrame.send:type_name -> parley.v1.SendMessage
-	8,  // 2: parley.v1.ClientFrame.subscribe:type_name -> parley.v1.Subscribe
-	10, // 3: parley.v1.ClientFrame.unsubscribe:type_name -> parley.v1.Unsubscribe
-	12, // 4: parley.v1.ClientFrame.history:type_name -> parley.v1.HistoryRequest
-	14, // 5: parley.v1.ClientFrame.ping:type_name -> parley.v1.Ping
-	5,  // 6: parley.v1.ServerFrame.authenticated:type_name -> parley.v1.Authenticated
-	7,  // 7: parley.v1.ServerFrame.ack:type_name -> parley.v1.SendAck
-	9,  // 8: parley.v1.ServerFrame.subscribed:type_name -> parley.v1.Subscribed
-	11, // 9: parley.v1.ServerFrame.unsubscribed:type_name -> parley.v1.Unsubscribed
-	13, // 10: parley.v1.ServerFrame.history:type_name -> parley.v1.HistoryPage
-	16, // 11: parley.v1.ServerFrame.message:type_name -> parley.v1.Message
-	19, // 12: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	15, // 13: parley.v1.ServerFrame.pong:type_name -> parley.v1.Pong
-	17, // 14: parley.v1.SendMessage.body:type_name -> parley.v1.Body
-	16, // 15: parley.v1.HistoryPage.messages:type_name -> parley.v1.Message
-	17, // 16: parley.v1.Message.body:type_name -> parley.v1.Body
-	18, // 17: parley.v1.Body.attachments:type_name -> parley.v1.Attachment
-	1,  // 18: parley.v1.Attachment.kind:type_name -> parley.v1.Attachment.Kind
-	0,  // 19: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	6,  // 0: parley.v1.ClientFrame.auth:type_name -> parley.v1.Authenticate
+	8,  // 1: parley.v1.ClientFrame.send:type_name -> parley.v1.SendMessage
+	10, // 2: parley.v1.ClientFrame.subscribe:type_name -> parley.v1.Subscribe
+	12, // 3: parley.v1.ClientFrame.unsubscribe:type_name -> parley.v1.Unsubscribe
+	14, // 4: parley.v1.ClientFrame.history:type_name -> parley.v1.HistoryRequest
+	16, // 5: parley.v1.ClientFrame.ping:type_name -> parley.v1.Ping
+	19, // 6: parley.v1.ClientFrame.typing:type_name -> parley.v1.Typing
+	21, // 7: parley.v1.ClientFrame.mark_read:type_name -> parley.v1.MarkRead
+	26, // 8: parley.v1.ClientFrame.sync:type_name -> parley.v1.Sync
+	7,  // 9: parley.v1.ServerFrame.authenticated:type_name -> parley.v1.Authenticated
+	9,  // 10: parley.v1.ServerFrame.ack:type_name -> parley.v1.SendAck
+	11, // 11: parley.v1.ServerFrame.subscribed:type_name -> parley.v1.Subscribed
+	13, // 12: parley.v1.ServerFrame.unsubscribed:type_name -> parley.v1.Unsubscribed
+	15, // 13: parley.v1.ServerFrame.history:type_name -> parley.v1.HistoryPage
+	18, // 14: parley.v1.ServerFrame.message:type_name -> parley.v1.Message
+	31, // 15: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	17, // 16: parley.v1.ServerFrame.pong:type_name -> parley.v1.Pong
+	5,  // 17: parley.v1.ServerFrame.ok:type_name -> parley.v1.Ok
+	20, // 18: parley.v1.ServerFrame.typing:type_name -> parley.v1.TypingEvent
+	22, // 19: parley.v1.ServerFrame.read:type_name -> parley.v1.ReadEvent
+	23, // 20: parley.v1.ServerFrame.unread:type_name -> parley.v1.UnreadEvent
+	24, // 21: parley.v1.ServerFrame.presence:type_name -> parley.v1.PresenceEvent
+	25, // 22: parley.v1.ServerFrame.room_online:type_name -> parley.v1.RoomOnline
+	28, // 23: parley.v1.ServerFrame.rooms:type_name -> parley.v1.RoomList
+	29, // 24: parley.v1.SendMessage.body:type_name -> parley.v1.Body
+	0,  // 25: parley.v1.SendMessage.kind:type_name -> parley.v1.MessageKind
+	18, // 26: parley.v1.HistoryPage.messages:type_name -> parley.v1.Message
+	29, // 27: parley.v1.Message.body:type_name -> parley.v1.Body
+	0,  // 28: parley.v1.Message.kind:type_name -> parley.v1.MessageKind
+	18, // 29: parley.v1.RoomSummary.last_message:type_name -> parley.v1.Message
+	27, // 30: parley.v1.RoomList.rooms:type_name -> parley.v1.RoomSummary
+	30, // 31: parley.v1.Body.attachments:type_name -> parley.v1.Attachment
+	2,  // 32: parley.v1.Attachment.kind:type_name -> parley.v1.Attachment.Kind
+	1,  // 33: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_protocol_proto_init() }
@@ -1686,6 +2798,9 @@ func file_parley_v1_protocol_proto_init() {
 		(*ClientFrame_Unsubscribe)(nil),
 		(*ClientFrame_History)(nil),
 		(*ClientFrame_Ping)(nil),
+		(*ClientFrame_Typing)(nil),
+		(*ClientFrame_MarkRead)(nil),
+		(*ClientFrame_Sync)(nil),
 	}
 	file_parley_v1_protocol_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Authenticated)(nil),
@@ -1696,16 +2811,23 @@ func file_parley_v1_protocol_proto_init() {
 		(*ServerFrame_Message)(nil),
 		(*ServerFrame_Error)(nil),
 		(*ServerFrame_Pong)(nil),
+		(*ServerFrame_Ok)(nil),
+		(*ServerFrame_Typing)(nil),
+		(*ServerFrame_Read)(nil),
+		(*ServerFrame_Unread)(nil),
+		(*ServerFrame_Presence)(nil),
+		(*ServerFrame_RoomOnline)(nil),
+		(*ServerFrame_Rooms)(nil),
 	}
-	file_parley_v1_protocol_proto_msgTypes[6].OneofWrappers = []any{}
-	file_parley_v1_protocol_proto_msgTypes[10].OneofWrappers = []any{}
+	file_parley_v1_protocol_proto_msgTypes[7].OneofWrappers = []any{}
+	file_parley_v1_protocol_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_protocol_proto_rawDesc), len(file_parley_v1_protocol_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   18,
+			NumEnums:      3,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/presence"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+)
+
+// localUser is a user with at least one authenticated connection on this
+// gateway.
+type localUser struct {
+	id       string
+	sessions map[*session]struct{}
+	events   *nats.Subscription // user.<id>.ev: frames for all the user's devices
+	typing   *rate.Limiter      // shared by the user's connections here
+	// contacts are the users whose presence this user follows; following
+	// is set once they are read (on the user's first connection here).
+	contacts  []string
+	following bool
+}
+
+// users holds the gateway's local users and, for presence, one
+// subscription per contact any of them follows.
+//
+// Cost: one user.<id>.ev subscription per online user and one
+// presence.<id> subscription per distinct contact; a presence transition
+// reaches only the gateways whose users follow it.
+type users struct {
+	g       *Gateway
+	tracker *presence.Tracker
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+
+	mu      sync.Mutex
+	m       map[string]*localUser
+	watched map[string]*watch // contact -> subscription and followers
+}
+
+// watch is the presence subscription of one contact.
+type watch struct {
+	sub       *nats.Subscription
+	followers map[*localUser]struct{}
+}
+
+func newUsers(g *Gateway) *users {
+	return &users{g: g, m: make(map[string]*localUser), watched: make(map[string]*watch)}
+}
+
+// start runs this gateway's presence tracker and online counts.
+func (u *users) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), u.g.cfg.RequestTimeout)
+	defer cancel()
+	tr, err := presence.NewTracker(ctx, u.g.nc, u.g.cfg.ID, u.g.log.Named("presence"))
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	u.tracker = tr
+	if _, err := u.g.nc.Subscribe(bus.ContactsSubject, u.onContactsChanged); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	u.stop = stop
+	u.done.Go(func() { tr.Run(runCtx) })
+	u.done.Go(func() { u.g.runOnlineCounts(runCtx) })
+	return nil
+}
+
+// close stops both; the tracker purges this gateway's keys, taking its
+// users offline.
+func (u *users) close() {
+	if u.stop != nil {
+		u.stop()
+		u.done.Wait()
+	}
+}
+
+// join adds an authenticated session: the user's first one here subscribes
+// to the user's events, writes the presence key and reads the contacts.
+func (u *users) join(s *session, user string) {
+	u.mu.Lock()
+	lu := u.m[user]
+	first := lu == nil
+	if first {
+		lu = &localUser{
+			id:       user,
+			sessions: make(map[*session]struct{}),
+			typing:   rate.NewLimiter(rate.Limit(u.g.cfg.Signals.TypingRate), u.g.cfg.Signals.TypingBurst),
+		}
+		sub, err := u.g.nc.Subscribe(bus.UserEvents(user), func(m *nats.Msg) { u.onUserEvent(lu, m) })
+		if err != nil {
+			u.g.log.Warn("user events subscription failed", zap.String("user", user), zap.Error(err))
+		}
+		lu.events = sub
+		u.m[user] = lu
+	}
+	lu.sessions[s] = struct{}{}
+	u.mu.Unlock()
+	u.tracker.Connect(user)
+	go u.follow(lu, s, first)
+}
+
+// leave removes a closed session; the user's last one here ends what join
+// started.
+func (u *users) leave(s *session, user string) {
+	u.mu.Lock()
+	if lu := u.m[user]; lu != nil {
+		delete(lu.sessions, s)
+		if len(lu.sessions) == 0 {
+			delete(u.m, user)
+			if lu.events != nil {
+				_ = lu.events.Unsubscribe()
+			}
+			u.unfollow(lu)
+		}
+	}
+	u.mu.Unlock()
+	u.tracker.Disconnect(user)
+}
+
+// allowTyping takes a token from user's typing bucket.
+func (u *users) allowTyping(user string) bool {
+	u.mu.Lock()
+	lu := u.m[user]
+	u.mu.Unlock()
+	return lu != nil && lu.typing.Allow()
+}
+
+// onUserEvent pushes a frame to the user's sessions here, except the one
+// it came from.
+func (u *users) onUserEvent(lu *localUser, m *nats.Msg) {
+	f := new(pb.ServerFrame)
+	if err := proto.Unmarshal(m.Data, f); err != nil {
+		u.g.log.Error("bad user event", zap.String("subject", m.Subject), zap.Error(err))
+		return
+	}
+	origin := m.Header.Get(bus.HeaderSession)
+	sg := &signal{f: f}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for s := range lu.sessions {
+		if s.id != origin {
+			s.pushSignal(sg)
+		}
+	}
+}
+
+// publishUserEvent sends f to every device of user on any gateway, except
+// the session it comes from.
+func (g *Gateway) publishUserEvent(user, fromSession string, f *pb.ServerFrame) {
+	g.publish(bus.UserEvents(user), f, nats.Header{bus.HeaderSession: []string{fromSession}})
+}

@@ -1,0 +1,214 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parley-chat/parley/pkg/bus"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+)
+
+// Keeper consumer settings. One durable consumer in a pinned priority
+// group: several processes may run a Keeper, one of them reads.
+const (
+	keeperConsumer = "presence-keeper"
+	keeperGroup    = "keeper"
+	keeperPinTTL   = 10 * time.Second
+)
+
+// Keeper publishes offline transitions: it follows the bucket's
+// connection keys and, when one is purged (a user's last connection on a
+// gateway closed) or expires (its gateway died), and the user has no other,
+// records the last-seen time and publishes offline.
+//
+// It reads every renewal too (headers only): one reader for the whole
+// deployment rather than every gateway.
+type Keeper struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	consumer jetstream.Consumer
+	dir      Directory
+	ttl      time.Duration
+	log      *zap.Logger
+}
+
+// NewKeeper creates the keeper's consumer, so that from its return no
+// departure is missed; Run reads it.
+func NewKeeper(ctx context.Context, nc *nats.Conn, log *zap.Logger) (*Keeper, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	ttl, err := keyTTL(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:        keeperConsumer,
+		Description:    "Parley presence: offline transitions",
+		FilterSubject:  keyPrefix + "*.*",
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		AckPolicy:      jetstream.AckNonePolicy,
+		HeadersOnly:    true,
+		PriorityGroups: []string{keeperGroup},
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PinnedTTL:      keeperPinTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence: consumer %s: %w", keeperConsumer, err)
+	}
+	return &Keeper{nc: nc, js: js, consumer: c, dir: Directory{NC: nc}, ttl: ttl, log: log}, nil
+}
+
+// Run settles departures until ctx ends.
+func (k *Keeper) Run(ctx context.Context) error {
+	it, err := k.consumer.Messages(jetstream.PullPriorityGroup(keeperGroup))
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	gone := make(chan departure, keeperBatch)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		k.settleAll(ctx, gone)
+	}()
+	defer func() { <-done }()
+	defer close(gone)
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			k.log.Warn("presence keeper pull failed", zap.Error(err))
+			continue
+		}
+		if d, ok := k.departureOf(m); ok {
+			gone <- d
+		}
+	}
+}
+
+// keeperBatch bounds the departures settled with one presence read.
+const keeperBatch = usersPerGet
+
+// lastSeenTTL is how long a last-seen time is kept: the bucket is in
+// memory, so it holds the users seen within this, not every user ever.
+const lastSeenTTL = 30 * 24 * time.Hour
+
+// departure is the end of one connection key.
+type departure struct {
+	user string
+	at   time.Time // when the user was last known online
+}
+
+// departureOf tells whether m ends a connection key, and when its user was
+// last known there: at the purge, or for an expiry at the last renewal
+// (about a TTL before the marker).
+func (k *Keeper) departureOf(m jetstream.Msg) (departure, bool) {
+	user, _, ok := parseSubject(m.Subject())
+	if !ok || !isMarker(m.Headers()) {
+		return departure{}, false
+	}
+	at := time.Now()
+	if md, err := m.Metadata(); err == nil {
+		at = md.Timestamp
+	}
+	if m.Headers().Get(jetstream.MarkerReasonHeader) != "" {
+		at = at.Add(-k.ttl)
+	}
+	return departure{user: user, at: at}, true
+}
+
+// settleAll settles departures as they come, batching those that queue
+// up (a dead gateway's users expire together) into one presence read.
+func (k *Keeper) settleAll(ctx context.Context, gone <-chan departure) {
+	for d := range gone {
+		batch := map[string]time.Time{d.user: d.at}
+	drain:
+		for len(batch) < keeperBatch {
+			select {
+			case d, ok := <-gone:
+				if !ok {
+					break drain
+				}
+				batch[d.user] = d.at
+			default:
+				break drain
+			}
+		}
+		k.settle(ctx, batch)
+	}
+}
+
+// settle takes offline the users of batch with no connection key left.
+func (k *Keeper) settle(ctx context.Context, batch map[string]time.Time) {
+	users := slices.Collect(maps.Keys(batch))
+	states, err := k.dir.States(ctx, users)
+	if err != nil {
+		k.log.Warn("presence keeper: read failed", zap.Int("users", len(users)), zap.Error(err))
+		return
+	}
+	var offline []string
+	var acks []jetstream.PubAckFuture
+	for _, u := range users {
+		if states[u].Online {
+			continue // another device is still connected somewhere
+		}
+		offline = append(offline, u)
+		seen := batch[u].UnixMilli()
+		f, err := k.js.PublishAsync(keyPrefix+u, []byte(strconv.FormatInt(seen, 10)), jetstream.WithMsgTTL(lastSeenTTL))
+		if err != nil {
+			k.log.Warn("presence keeper: last seen not stored", zap.String("user", u), zap.Error(err))
+		} else {
+			acks = append(acks, f)
+		}
+		k.publish(&pb.PresenceEvent{User: u, LastSeen: seen})
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			k.log.Warn("presence keeper: last seen not stored", zap.String("subject", f.Msg().Subject), zap.Error(err))
+		case <-ctx.Done():
+			return
+		}
+	}
+	if len(offline) == 0 {
+		return
+	}
+	// A device may have connected between the read and the offline event,
+	// its gateway's online event racing ours: the last word is the state.
+	if states, err = k.dir.States(ctx, offline); err != nil {
+		k.log.Warn("presence keeper: read failed", zap.Int("users", len(offline)), zap.Error(err))
+		return
+	}
+	for _, u := range offline {
+		if states[u].Online {
+			k.publish(&pb.PresenceEvent{User: u, Online: true})
+		}
+	}
+}
+
+func (k *Keeper) publish(ev *pb.PresenceEvent) {
+	data, _ := proto.Marshal(ev)
+	if err := k.nc.Publish(bus.PresenceEvents(ev.User), data); err != nil {
+		k.log.Warn("presence keeper: publish failed", zap.String("user", ev.User), zap.Error(err))
+	}
+}

@@ -1,0 +1,187 @@
+// Package presence keeps who is online in the NATS KV bucket PRESENCE, for
+// gateways (which write it) and any component that asks (Directory).
+//
+// # Keys
+//
+// User and gateway ids are single subject tokens, so both fit in a key:
+//
+//	<user>.<gateway>  exists while user has a connection on gateway
+//	<user>            unix milliseconds the user was last seen online (kept
+//	                  30 days)
+//
+// A user is online while any <user>.* key exists, so a user connected
+// through two gateways stays online until both are gone. Each gateway
+// (Tracker) writes its keys with a per-message TTL, renews them every TTL/3
+// and purges them when the user's last connection there ends. A killed
+// gateway renews nothing: its keys expire within the TTL, and the server
+// leaves a marker in their place (LimitMarkerTTL).
+//
+// # Transitions
+//
+// Online and offline transitions go out on the core subjects
+// presence.<user> (pb.PresenceEvent): "online" from the gateway whose key
+// appears, "offline" from the Keeper, the one component that follows the
+// bucket and sees purges and expiry markers. No gateway reads renewals; a
+// gateway subscribes to presence.<user> only for users its clients follow.
+//
+// # Cost
+//
+// Each online (user, gateway) pair costs one KV write per TTL/3 (with the
+// default 60 s TTL, a million online users make 50,000 writes a second
+// across all gateways), which the Keeper reads, headers only. A transition
+// is one core NATS message, delivered only to gateways whose users follow
+// the user. One bucket and one consumer, however many users.
+//
+// The bucket is in memory: presence means nothing after a restart of the
+// whole NATS cluster, and gateways write their keys back on their next
+// renewal.
+package presence
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parley-chat/parley/pkg/bus"
+)
+
+// Bucket is the KV bucket holding presence.
+const Bucket = "PRESENCE"
+
+const (
+	stream    = "KV_" + Bucket
+	keyPrefix = "$KV." + Bucket + "."
+	// ttlMetadata records the key TTL in the bucket's metadata, so every
+	// component uses the one the deployment configured.
+	ttlMetadata = "parley_key_ttl"
+)
+
+// Config is a deployment's presence setting.
+type Config struct {
+	// TTL is how long a gateway's key outlives its last renewal: the time
+	// within which a killed gateway's users go offline (default 60s,
+	// at least 3s).
+	TTL      time.Duration
+	Replicas int // of the bucket: 3 in a cluster (default 1)
+}
+
+// DefaultTTL is the key TTL unless configured.
+const DefaultTTL = 60 * time.Second
+
+// Ensure creates or updates the bucket.
+func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.TTL < 3*time.Second {
+		return fmt.Errorf("presence: TTL %v is under 3s (renewals every TTL/3 need whole seconds)", c.TTL)
+	}
+	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Parley presence: <user>.<gateway> while connected, <user> = last seen",
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    max(c.Replicas, 1),
+		// Markers of purged and expired keys: the Keeper reads them, then
+		// they go, so keys of gateways long gone do not pile up.
+		LimitMarkerTTL: c.TTL,
+		Metadata:       map[string]string{ttlMetadata: c.TTL.String()},
+	})
+	if err != nil {
+		return fmt.Errorf("presence: bucket %s: %w", Bucket, err)
+	}
+	return nil
+}
+
+// keyTTL reads the key TTL Ensure recorded.
+func keyTTL(ctx context.Context, js jetstream.JetStream) (time.Duration, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return 0, fmt.Errorf("presence: bucket %s: %w", Bucket, err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("presence: bucket %s: %w", Bucket, err)
+	}
+	ttl, err := time.ParseDuration(st.Metadata()[ttlMetadata])
+	if err != nil {
+		return 0, fmt.Errorf("presence: bucket %s has no valid %s: %w", Bucket, ttlMetadata, err)
+	}
+	return ttl, nil
+}
+
+// connKey is the key of user's connections on gateway.
+func connKey(user, gateway string) string { return user + "." + gateway }
+
+// parseSubject splits a bucket subject into user and gateway ("" for the
+// last-seen key).
+func parseSubject(subject string) (user, gateway string, ok bool) {
+	key, ok := strings.CutPrefix(subject, keyPrefix)
+	if !ok {
+		return "", "", false
+	}
+	user, gateway, _ = strings.Cut(key, ".")
+	return user, gateway, user != ""
+}
+
+// isMarker reports whether a stored message ends its key: a delete or
+// purge, or the marker the server leaves when a key expires.
+func isMarker(h nats.Header) bool {
+	return h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != ""
+}
+
+// State is what the bucket says about one user.
+type State struct {
+	Online   bool
+	LastSeen time.Time // zero if never seen offline
+}
+
+// Directory answers presence questions. It reads with Direct Get, which
+// any replica answers, so it may lag a write by a moment.
+type Directory struct {
+	NC *nats.Conn
+}
+
+// usersPerGet keeps one Direct Get under the server's limit of results,
+// with room for a few gateways per user.
+const usersPerGet = 100
+
+// States returns the state of each of users.
+func (d Directory) States(ctx context.Context, users []string) (map[string]State, error) {
+	out := make(map[string]State, len(users))
+	for chunk := range slices.Chunk(users, usersPerGet) {
+		filters := make([]string, 0, 2*len(chunk))
+		for _, u := range chunk {
+			filters = append(filters, keyPrefix+u, keyPrefix+u+".*")
+		}
+		msgs, err := bus.LastBySubjects(ctx, d.NC, stream, filters)
+		if err != nil {
+			return nil, fmt.Errorf("presence: %w", err)
+		}
+		for _, m := range msgs {
+			user, gateway, ok := parseSubject(m.Subject)
+			if !ok || isMarker(m.Header) {
+				continue
+			}
+			s := out[user]
+			if gateway != "" {
+				s.Online = true
+			} else if ms, err := strconv.ParseInt(string(m.Data), 10, 64); err == nil {
+				s.LastSeen = time.UnixMilli(ms)
+			}
+			out[user] = s
+		}
+	}
+	return out, nil
+}
+
+// Online reports whether any device of user is connected.
+func (d Directory) Online(ctx context.Context, user string) (bool, error) {
+	st, err := d.States(ctx, []string{user})
+	return st[user].Online, err
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/parley-chat/parley/gateway/web"
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/protocol"
@@ -38,6 +39,8 @@ type Config struct {
 	WriteTimeout   time.Duration
 	RequestTimeout time.Duration // bus and store calls of one request
 	DevTokens      bool          // serve POST /api/v1/dev/tokens (never in production)
+	Signals        SignalConfig  // presence, typing, read receipts, online counts
+	Limits         RateLimits
 	Transport      string        // TransportEpoll (default on Linux) or TransportGoroutine
 	Pollers        int           // epoll loops of the epoll transport (default: one per CPU)
 	DrainTime      time.Duration // Drain spreads closing connections over this long
@@ -76,6 +79,7 @@ func (c Config) withDefaults() Config {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	c.Signals = c.Signals.withDefaults()
 	if c.Transport == "" {
 		c.Transport = DefaultTransport
 	}
@@ -87,7 +91,7 @@ type Gateway struct {
 	cfg      Config
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	rooms    store.RoomStore
+	rooms    Store
 	signer   *auth.Signer
 	log      *zap.Logger
 	subjects bus.Subjects
@@ -96,7 +100,10 @@ type Gateway struct {
 	resultsSubject string
 	resultsSub     *nats.Subscription
 	hubs           *hubs
-	sessions       sync.Map // session id -> *session
+	users          *users
+	limiters       *limiters
+	revoked        Revocations // nil: no session is ever revoked
+	sessions       sync.Map    // session id -> *session
 	nextSession    atomic.Uint64
 	metrics        metrics
 	transport      server // made by Start, run by Serve
@@ -108,7 +115,7 @@ type metrics struct {
 }
 
 // New creates a gateway; Start subscribes it to the bus.
-func New(nc *nats.Conn, js jetstream.JetStream, rooms store.RoomStore, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
+func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
 		cfg:      cfg,
@@ -121,6 +128,8 @@ func New(nc *nats.Conn, js jetstream.JetStream, rooms store.RoomStore, signer *a
 	}
 	g.roomLog = roomlog.Reader{NC: nc, Subjects: g.subjects}
 	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
+	g.users = newUsers(g)
+	g.limiters = newLimiters(cfg.Limits)
 	g.resultsSubject = "parley.gw." + cfg.ID + ".results"
 	return g
 }
@@ -138,17 +147,19 @@ func (g *Gateway) Start() error {
 	}
 	_ = sub.SetPendingLimits(-1, 256<<20)
 	g.resultsSub = sub
-	return nil
+	return g.users.start()
 }
 
-// Handler serves the WebSocket endpoint (/ws), health checks and the API.
+// Handler serves the WebSocket endpoint (/ws), health checks, the API and
+// the web client (every other GET, with its Content-Security-Policy).
 func (g *Gateway) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := newRouter()
 	mux.HandleFunc("GET /ws", g.serveWS)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.HandleFunc("GET /metrics", g.serveMetrics)
 	g.routeAPI(mux)
+	mux.Handle("GET /", web.Handler())
 	return mux
 }
 
@@ -162,6 +173,7 @@ func (g *Gateway) Shutdown() {
 	if g.resultsSub != nil {
 		_ = g.resultsSub.Unsubscribe()
 	}
+	g.users.close()
 }
 
 // Connections is the number of open client connections.

@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
@@ -32,6 +34,7 @@ type hub struct {
 	initErr error
 	refs    int // sessions holding the hub; guarded by hubs.mu
 	sub     *nats.Subscription
+	signals roomSignals // typing, receipts and online counts (signals.go)
 
 	mu      sync.Mutex
 	head    uint64
@@ -78,6 +81,7 @@ func (hs *hubs) release(h *hub) {
 	}
 	if h.sub != nil {
 		_ = h.sub.Unsubscribe()
+		h.stopSignals()
 	}
 }
 
@@ -99,6 +103,9 @@ func (h *hub) init(ctx context.Context) error {
 	}
 	_ = sub.SetPendingLimits(-1, 256<<20)
 	head, err := h.g.roomLog.Head(ctx, h.room)
+	if err == nil {
+		err = h.initSignals(ctx)
+	}
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return err
@@ -129,14 +136,28 @@ func (h *hub) onLive(m *nats.Msg) {
 			h.g.log.Error("live gap not filled", zap.String("room", h.room), zap.Uint64("from", h.head+1), zap.Uint64("to", seq-1), zap.Int("got", len(evs)), zap.Error(err))
 		}
 		for _, ev := range evs {
-			h.deliver(ev)
+			h.deliver(ev, leaversOf(ev.raw))
 		}
 	}
-	h.deliver(&event{seq: seq, raw: m.Data})
+	h.deliver(&event{seq: seq, raw: m.Data}, m.Header.Values(bus.HeaderLeaves))
 }
 
-// deliver appends ev at head+1 and pushes it to every live member.
-func (h *hub) deliver(ev *event) {
+// leaversOf returns the users a stored membership event removes; it decodes
+// only events read back from storage, which carry no headers.
+func leaversOf(raw []byte) []string {
+	m := new(pb.Message)
+	if proto.Unmarshal(raw, m) != nil {
+		return nil
+	}
+	if m.Kind == pb.MessageKind_MESSAGE_KIND_MEMBER_LEFT || m.Kind == pb.MessageKind_MESSAGE_KIND_MEMBER_REMOVED {
+		return m.TargetUsers
+	}
+	return nil
+}
+
+// deliver appends ev at head+1 and pushes it to every live member. Members
+// in leavers get this event (they see themselves leave) and nothing after.
+func (h *hub) deliver(ev *event, leavers []string) {
 	h.head = ev.seq
 	h.recent = append(h.recent, ev)
 	if len(h.recent) > 2*recentEvents {
@@ -146,6 +167,16 @@ func (h *hub) deliver(ev *event) {
 		s.pushEvent(ev)
 	}
 	h.g.metrics.deliveries.Add(int64(len(h.members)))
+	if len(leavers) == 0 {
+		return
+	}
+	for s := range h.members {
+		if slices.Contains(leavers, s.userID()) {
+			delete(h.members, s)
+			// Not under mu: releasing the hub takes the hubs lock.
+			go s.dropHub(h)
+		}
+	}
 }
 
 // join answers Subscribe: it replies with the head, delivers every event

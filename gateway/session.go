@@ -31,6 +31,8 @@ type session struct {
 
 	mu     sync.Mutex
 	user   string
+	login  string      // the token's login session (auth.Claims.SessionID), set with user
+	limits *userLimits // set with user
 	subs   map[string]*hub
 	closed bool
 }
@@ -87,10 +89,22 @@ func (s *session) Handle(data []byte) {
 		s.authenticate(f.Id, auth.Auth)
 		return
 	}
-	user := s.userID()
+	s.mu.Lock()
+	user, limits := s.user, s.limits
+	s.mu.Unlock()
 	if user == "" && f.Kind != nil {
 		s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first"))
 		return
+	}
+	if limits != nil {
+		bucket := limits.requests
+		if _, ok := f.Kind.(*pb.ClientFrame_Send); ok {
+			bucket = limits.sends
+		}
+		if !bucket.Allow() {
+			s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_RATE_LIMITED, "too many requests, slow down"))
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.cfg.RequestTimeout)
 	defer cancel()
@@ -103,6 +117,12 @@ func (s *session) Handle(data []byte) {
 		s.unsubscribe(f.Id, k.Unsubscribe.GetRoom())
 	case *pb.ClientFrame_History:
 		s.history(ctx, f.Id, user, k.History)
+	case *pb.ClientFrame_Typing:
+		s.typing(ctx, f.Id, user, k.Typing)
+	case *pb.ClientFrame_MarkRead:
+		s.markRead(ctx, f.Id, user, k.MarkRead)
+	case *pb.ClientFrame_Sync:
+		s.sync(ctx, f.Id, user, k.Sync)
 	case *pb.ClientFrame_Ping:
 		s.send(&pb.ServerFrame{Id: f.Id, Kind: &pb.ServerFrame_Pong{Pong: &pb.Pong{ClientTime: k.Ping.GetClientTime(), ServerTime: time.Now().UnixMilli()}}})
 	default:
@@ -115,19 +135,24 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_ALREADY_AUTHENTICATED, "connection is already authenticated"))
 		return
 	}
-	claims, err := s.g.signer.Verify(a.GetToken())
+	// Verified under mu: a revocation of the login arriving meanwhile is
+	// either seen by verify or finds s.login set (Gateway.CloseLogin).
+	s.mu.Lock()
+	claims, err := s.g.verify(a.GetToken())
+	if err == nil {
+		s.user, s.login, s.limits = claims.User, claims.SessionID, s.g.limiters.acquire(claims.User)
+	}
+	s.mu.Unlock()
 	if err != nil {
-		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_AUTH_FAILED, "invalid or expired token"))
+		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_AUTH_FAILED, "invalid, expired or revoked token"))
 		return
 	}
-	s.mu.Lock()
-	s.user = claims.User
-	s.mu.Unlock()
 	s.authTimer.Stop()
 	s.log = s.log.With(zap.String("user", claims.User))
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
 		UserId: claims.User, SessionId: s.id, ServerTime: time.Now().UnixMilli(),
 	}}})
+	s.g.users.join(s, claims.User)
 }
 
 // sendMessage hands a message to the processor through CHAT_IN. The answer
@@ -247,6 +272,20 @@ func (s *session) leave(room string) bool {
 	return ok
 }
 
+// dropHub ends the session's subscription through h, if it still holds it
+// (the member left or was removed from the room).
+func (s *session) dropHub(h *hub) {
+	s.mu.Lock()
+	held := s.subs[h.room] == h
+	if held {
+		delete(s.subs, h.room)
+	}
+	s.mu.Unlock()
+	if held {
+		s.g.hubs.release(h)
+	}
+}
+
 func (s *session) unsubscribe(id uint64, room string) {
 	s.leave(room)
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Unsubscribed{Unsubscribed: &pb.Unsubscribed{Room: room}}})
@@ -272,9 +311,13 @@ func (s *session) Closed() {
 	s.authTimer.Stop()
 	s.mu.Lock()
 	s.closed = true
-	subs := s.subs
+	subs, user := s.subs, s.user
 	s.subs = nil
 	s.mu.Unlock()
+	if user != "" {
+		s.g.limiters.release(user)
+		s.g.users.leave(s, user)
+	}
 	for _, h := range subs {
 		h.leave(s)
 		s.g.hubs.release(h)

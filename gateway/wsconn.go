@@ -14,6 +14,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"go.uber.org/zap"
 
+	"github.com/parley-chat/parley/gateway/reactor"
 	"github.com/parley-chat/parley/pkg/protocol"
 )
 
@@ -37,7 +38,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		// RFC 6455 §4.2.2: a server that speaks none of the offered
 		// subprotocols fails the handshake rather than picking none.
 		g.log.Info("handshake rejected: no supported subprotocol", zap.String("remote", r.RemoteAddr), zap.Strings("offered", r.Header.Values("Sec-WebSocket-Protocol")))
-		http.Error(w, "unsupported or missing WebSocket subprotocol: offer "+protocol.SubprotocolJSON+" or "+protocol.SubprotocolProto, http.StatusBadRequest)
+		http.Error(w, noSubprotocol, http.StatusBadRequest)
 		return
 	}
 	up := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == codec.Subprotocol() }}
@@ -48,15 +49,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &wsConn{
 		conn:     nc,
-		op:       ws.OpText,
+		op:       dataOpCode(codec),
 		out:      make(chan outFrame, g.cfg.SendQueue),
 		closing:  make(chan struct{}),
 		readDone: make(chan struct{}),
 		cfg:      &g.cfg,
 		log:      g.log,
-	}
-	if codec.Binary() {
-		c.op = ws.OpBinary
 	}
 	s := g.newSession(c, codec)
 	go c.writeLoop()
@@ -104,7 +102,7 @@ func (c *wsConn) enqueue(f outFrame) {
 	case c.out <- f:
 	default:
 		c.log.Warn("closing slow consumer", zap.String("remote", c.RemoteAddr()), zap.Int("queued", len(c.out)))
-		c.Close(protocol.ClosePolicy, "slow consumer: reconnect and resume")
+		c.Close(protocol.ClosePolicy, reactor.ReasonSlowConsumer)
 	}
 }
 
@@ -142,7 +140,7 @@ func (c *wsConn) readLoop(h FrameHandler) {
 			continue
 		}
 		if hdr.OpCode != c.op {
-			c.Close(protocol.CloseUnsupportedData, "wrong frame type for subprotocol")
+			c.closeOnReadError(reactor.ErrUnsupportedData)
 			return
 		}
 		data, err := io.ReadAll(rd)
@@ -168,27 +166,16 @@ func (c *wsConn) drainInput() {
 	_, _ = io.Copy(io.Discard, c.conn)
 }
 
-// closeOnReadError maps a read failure to its close code.
+// closeOnReadError closes with the code for a read failure, the same one
+// the epoll transport sends.
 func (c *wsConn) closeOnReadError(err error) {
-	var pe ws.ProtocolError
-	switch {
-	case errors.Is(err, wsutil.ErrInvalidUTF8):
-		c.Close(protocol.CloseInvalidPayload, "text frame is not valid UTF-8")
-	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
-		c.Close(protocol.CloseTooBig, "message over the size limit")
-	case errors.As(err, &pe):
-		c.Close(protocol.CloseProtocolError, string(pe))
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		c.Close(protocol.CloseNormal, "")
-	default:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			c.Close(protocol.ClosePolicy, "idle timeout")
-			return
-		}
-		c.Close(protocol.CloseNormal, "")
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = reactor.ErrIdleTimeout
 	}
-	if !errors.Is(err, io.EOF) {
+	code, reason := reactor.CloseFor(err)
+	c.Close(int(code), reason)
+	if !errors.Is(err, io.EOF) && !errors.Is(err, reactor.ErrIdleTimeout) {
 		c.log.Info("connection read ended", zap.String("remote", c.RemoteAddr()), zap.Error(err))
 	}
 }
@@ -204,9 +191,10 @@ func (c *wsConn) control(h ws.Header, r io.Reader) error {
 	case ws.OpPing:
 		c.enqueue(outFrame{ws.OpPong, payload})
 	case ws.OpClose:
-		code, reason := ws.ParseCloseFrameData(payload)
-		if code == 0 {
-			code = ws.StatusNormalClosure
+		code, reason, err := reactor.ParseClose(payload)
+		if err != nil {
+			c.closeOnReadError(err)
+			return err
 		}
 		c.Close(int(code), reason)
 		return io.EOF

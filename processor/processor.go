@@ -21,15 +21,19 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
-// Store is what the processor reads: rooms, memberships, and the archived
-// head for rooms whose messages have aged out of CHAT_MSG.
+// Store is what the processor uses: rooms and memberships, which it alone
+// changes once a room exists (room changes are sequenced events), and the
+// archived head for rooms whose messages have aged out of CHAT_MSG.
 type Store interface {
-	Room(ctx context.Context, id string) (store.Room, error)
-	Member(ctx context.Context, room, user string) (store.Member, error)
+	store.RoomStore
 	HistoryHead(ctx context.Context, room string) (uint64, error)
+	// Blocked reports whether either user has blocked the other; it
+	// closes direct rooms between them.
+	Blocked(ctx context.Context, a, b string) (bool, error)
 }
 
 // Config tunes the processor.
@@ -84,13 +88,15 @@ type Processor struct {
 	log       *zap.Logger
 	cfg       Config
 	subjects  bus.Subjects
+	roomLog   roomlog.Reader
 	sequenced atomic.Uint64
 }
 
 // New creates a processor; Run starts it.
 func New(nc *nats.Conn, js jetstream.JetStream, st Store, log *zap.Logger, cfg Config) *Processor {
 	cfg = cfg.withDefaults()
-	return &Processor{nc: nc, js: js, st: st, log: log, cfg: cfg, subjects: bus.Subjects{Partitions: cfg.Partitions}}
+	subjects := bus.Subjects{Partitions: cfg.Partitions}
+	return &Processor{nc: nc, js: js, st: st, log: log, cfg: cfg, subjects: subjects, roomLog: roomlog.Reader{NC: nc, Subjects: subjects}}
 }
 
 // Sequenced counts the messages this processor appended to CHAT_MSG.
@@ -187,8 +193,9 @@ func (p *Processor) runPartition(ctx context.Context, part int, c jetstream.Cons
 // roomState is what a partition knows about a room it writes.
 type roomState struct {
 	kind      store.RoomKind
-	seq       uint64 // last assigned room seq
-	streamSeq uint64 // CHAT_MSG sequence of that message (0: none in stream)
+	pair      []string // a direct room's two members (fixed for its life)
+	seq       uint64   // last assigned room seq
+	streamSeq uint64   // CHAT_MSG sequence of that message (0: none in stream)
 }
 
 type partitionWriter struct {
@@ -246,28 +253,40 @@ func reject(in *pb.InboundMessage, e *pb.Error) *pb.SendResult {
 // sequence decides one inbound message. A returned error is transient; a
 // rejection is a result.
 func (w *partitionWriter) sequence(ctx context.Context, in *pb.InboundMessage) (*pb.SendResult, error) {
-	if e := protocol.ValidateSend(&pb.SendMessage{Room: in.Room, ClientMsgId: in.ClientMsgId, Body: in.Body}, w.p.cfg.MaxBodySize); e != nil {
-		return reject(in, e), nil
+	change := isRoomChange(in.Kind)
+	if !change {
+		if e := protocol.ValidateSend(sendOf(in), w.p.cfg.MaxBodySize); e != nil {
+			return reject(in, e), nil
+		}
 	}
 	key := in.Room + "\x00" + in.Sender + "\x00" + in.ClientMsgId
 	if seq, ok := w.dedup.get(key); ok {
 		return duplicate(in, seq), nil
 	}
+	notFound := reject(in, protocol.Errorf(pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room %s does not exist or you are not a member", in.Room))
 	member, err := w.p.st.Member(ctx, in.Room, in.Sender)
-	if errors.Is(err, store.ErrNotFound) {
-		return reject(in, protocol.Errorf(pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room %s does not exist or you are not a member", in.Room)), nil
-	} else if err != nil {
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, errTransient{err}
+	}
+	if !found && !change {
+		return notFound, nil
 	}
 	for attempt := 0; ; attempt++ {
 		st, err := w.room(ctx, in.Room)
 		if errors.Is(err, store.ErrNotFound) {
-			return reject(in, protocol.Errorf(pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room %s does not exist or you are not a member", in.Room)), nil
+			return notFound, nil
 		} else if err != nil {
 			return nil, err
 		}
-		if st.kind == store.RoomChannel && member.Role == store.RoleMember {
-			return reject(in, protocol.Errorf(pb.ErrorCode_ERROR_CODE_FORBIDDEN, "only owners and admins post to channel %s", in.Room)), nil
+		var e *pb.Error
+		if change {
+			e, err = w.applyRoomChange(ctx, in, member, found, st)
+		} else {
+			e, err = w.checkSend(ctx, in, member, st)
+		}
+		if e != nil || err != nil {
+			return reject(in, e), err
 		}
 		res, err := w.append(ctx, in, st, key)
 		var apiErr *jetstream.APIError
@@ -283,6 +302,29 @@ func (w *partitionWriter) sequence(ctx context.Context, in *pb.InboundMessage) (
 	}
 }
 
+// checkSend applies the room's rules to a client message.
+func (w *partitionWriter) checkSend(ctx context.Context, in *pb.InboundMessage, member store.Member, st *roomState) (*pb.Error, error) {
+	if st.kind == store.RoomChannel && !canManage(member.Role) && in.Kind != pb.MessageKind_MESSAGE_KIND_REACTION_ADD && in.Kind != pb.MessageKind_MESSAGE_KIND_REACTION_REMOVE {
+		return forbidden("only owners and admins post to channel %s", in.Room), nil
+	}
+	if st.kind == store.RoomDirect && len(st.pair) == 2 {
+		blocked, err := w.p.st.Blocked(ctx, st.pair[0], st.pair[1])
+		if err != nil {
+			return nil, errTransient{err}
+		}
+		if blocked {
+			return forbidden("this conversation is blocked"), nil
+		}
+	}
+	return w.checkReference(ctx, in, member.Role, st)
+}
+
+// sendOf is the client request an inbound message carries.
+func sendOf(in *pb.InboundMessage) *pb.SendMessage {
+	return &pb.SendMessage{Room: in.Room, ClientMsgId: in.ClientMsgId, Body: in.Body, Kind: in.Kind,
+		RefSeq: in.RefSeq, Reaction: in.Reaction, ReplyToSeq: in.ReplyToSeq, Mentions: in.Mentions}
+}
+
 // append publishes the next message of a room to CHAT_MSG.
 func (w *partitionWriter) append(ctx context.Context, in *pb.InboundMessage, st *roomState, key string) (*pb.SendResult, error) {
 	m := &pb.Message{
@@ -292,6 +334,13 @@ func (w *partitionWriter) append(ctx context.Context, in *pb.InboundMessage, st 
 		ClientMsgId: in.ClientMsgId,
 		SentAt:      time.Now().UnixMilli(),
 		Body:        in.Body,
+		Kind:        in.Kind,
+		RefSeq:      in.RefSeq,
+		Reaction:    in.Reaction,
+		ReplyToSeq:  in.ReplyToSeq,
+		Mentions:    in.Mentions,
+		TargetUsers: in.TargetUsers,
+		Role:        in.Role,
 	}
 	data, err := proto.Marshal(m)
 	if err != nil {
@@ -301,6 +350,12 @@ func (w *partitionWriter) append(ctx context.Context, in *pb.InboundMessage, st 
 	out.Data = data
 	out.Header.Set(jetstream.MsgIDHeader, key)
 	out.Header.Set(bus.HeaderSeq, strconv.FormatUint(m.Seq, 10))
+	if m.Kind == pb.MessageKind_MESSAGE_KIND_MEMBER_LEFT || m.Kind == pb.MessageKind_MESSAGE_KIND_MEMBER_REMOVED {
+		// Gateways drop these users' subscriptions when the event passes.
+		for _, u := range m.TargetUsers {
+			out.Header.Add(bus.HeaderLeaves, u)
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ack, err := w.p.js.PublishMsg(pctx, out, jetstream.WithExpectLastSequencePerSubject(st.streamSeq))
@@ -325,6 +380,7 @@ func (w *partitionWriter) append(ctx context.Context, in *pb.InboundMessage, st 
 	st.seq, st.streamSeq = m.Seq, ack.Sequence
 	w.dedup.put(key, m.Seq)
 	w.p.sequenced.Add(1)
+	w.p.notify(m, st.kind)
 	return &pb.SendResult{Room: in.Room, ClientMsgId: in.ClientMsgId, Seq: m.Seq, SentAt: m.SentAt}, nil
 }
 
@@ -348,6 +404,15 @@ func (w *partitionWriter) room(ctx context.Context, room string) (*roomState, er
 		return nil, errTransient{err}
 	}
 	st := &roomState{kind: meta.Kind}
+	if meta.Kind == store.RoomDirect {
+		members, err := w.p.st.Members(ctx, room, "", 2)
+		if err != nil {
+			return nil, errTransient{err}
+		}
+		for _, m := range members {
+			st.pair = append(st.pair, m.User)
+		}
+	}
 	last, err := bus.LastForSubject(ctx, w.p.nc, bus.StreamMsg, w.p.subjects.Msg(room))
 	switch {
 	case err == nil:

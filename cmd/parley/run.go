@@ -9,10 +9,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
+	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/config"
 	"github.com/parley-chat/parley/pkg/logging"
+	"github.com/parley-chat/parley/pkg/presence"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 	"github.com/parley-chat/parley/pkg/store/scyllastore"
@@ -25,6 +28,8 @@ type settings struct {
 	scylla              scyllaFlags
 	streams             bus.StreamConfig
 	cfg                 node.Config
+	// argon2id costs, as flags (accounts.HashParams are unsigned)
+	passwordMemory, passwordIterations int
 }
 
 func bindCommon(f *config.Flags, s *settings, dev bool) {
@@ -44,11 +49,29 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Duration(&s.streams.MsgMaxAge, "msg-max-age", 7*24*time.Hour, "how long CHAT_MSG keeps messages for live catch-up (history serves older ones)")
 	f.String(&s.cfg.HTTPAddr, "http-addr", ":8080", "gateway HTTP and WebSocket listen address")
 	f.String(&s.cfg.TokenKey, "token-key", "", "access token signing key, at least 32 bytes (default: generated and kept in the data dir)")
-	f.Duration(&s.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime")
+	f.Duration(&s.cfg.TokenTTL, "token-ttl", node.DefaultTokenTTL, "access token lifetime; logging out revokes tokens at once, so keep it short but the same on every node")
+	f.Duration(&s.cfg.Accounts.RefreshTTL, "refresh-ttl", accounts.DefaultRefreshTTL, "login session lifetime: refresh tokens work this long after login")
+	f.Int(&s.passwordMemory, "password-memory", int(accounts.DefaultHashParams.Memory), "argon2id memory per password hash, KiB")
+	f.Int(&s.passwordIterations, "password-iterations", int(accounts.DefaultHashParams.Iterations), "argon2id passes per password hash")
 	f.Int(&s.cfg.Gateway.MaxBodySize, "max-body", protocol.DefaultMaxBodySize, "largest message body in bytes")
 	f.Bool(&s.cfg.Gateway.DevTokens, "dev-tokens", dev, "serve POST /api/v1/dev/tokens, which issues a token for any user (development only)")
 	f.Duration(&s.cfg.Gateway.Heartbeat, "ws-heartbeat", 25*time.Second, "WebSocket ping interval")
 	f.Duration(&s.cfg.Gateway.IdleTimeout, "ws-idle-timeout", 60*time.Second, "close connections silent for this long")
+	f.String(&s.cfg.Gateway.Transport, "ws-transport", gateway.DefaultTransport, "WebSocket transport: epoll (Linux: no goroutine per idle connection) or goroutine (portable)")
+	f.Int(&s.cfg.Gateway.Pollers, "ws-pollers", 0, "epoll loops of the epoll transport (0: one per CPU)")
+	f.Bool(&s.cfg.ReusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes share --http-addr")
+	f.Duration(&s.cfg.Gateway.DrainTime, "drain-time", 10*time.Second, "on shutdown, close client connections (1001, reconnect) spread over this long")
+	lim := &s.cfg.Gateway.Limits
+	f.Float(&lim.SendRate, "rate-send", 50, "messages a user may send per second on one gateway (negative: unlimited)")
+	f.Int(&lim.SendBurst, "rate-send-burst", 100, "burst of --rate-send")
+	f.Float(&lim.RequestRate, "rate-requests", 100, "other requests a user may make per second on one gateway (negative: unlimited)")
+	f.Int(&lim.RequestBurst, "rate-requests-burst", 200, "burst of --rate-requests")
+	f.Duration(&s.cfg.Presence.TTL, "presence-ttl", presence.DefaultTTL, "a killed gateway's users go offline within this (gateways renew presence every third of it; at least 3s)")
+	sig := &s.cfg.Gateway.Signals
+	f.Int(&sig.SmallRoom, "small-room", 100, "rooms of at most this many members show members' presence and read receipts; larger ones an online count")
+	f.Duration(&sig.OnlineInterval, "online-interval", 10*time.Second, "how often gateways exchange large rooms' online counts")
+	f.Float(&sig.TypingRate, "rate-typing", 1, "typing frames a user may send per second on one gateway")
+	f.Int(&sig.TypingBurst, "rate-typing-burst", 5, "burst of --rate-typing")
 	f.Duration(&s.cfg.Processor.PinnedTTL, "processor-pinned-ttl", 10*time.Second, "failover time when an active processor stops pulling")
 	f.Duration(&s.cfg.Processor.AckWait, "processor-ack-wait", 10*time.Second, "redelivery delay of messages a failed processor held")
 }
@@ -61,6 +84,10 @@ func (s *settings) finish() (*zap.Logger, error) {
 	}
 	s.cfg.Streams = s.streams
 	s.cfg.Processor.MaxBodySize = s.cfg.Gateway.MaxBodySize
+	if s.passwordMemory < 8 || s.passwordIterations < 1 {
+		return nil, fmt.Errorf("--password-memory must be at least 8 KiB and --password-iterations at least 1")
+	}
+	s.cfg.Accounts.Hash = accounts.HashParams{Memory: uint32(s.passwordMemory), Iterations: uint32(s.passwordIterations), Threads: 1}
 	s.cfg.DataDir = s.dataDir
 	switch s.storeKind {
 	case "pebble":

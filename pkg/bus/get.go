@@ -83,18 +83,35 @@ func NextBySubject(ctx context.Context, nc *nats.Conn, stream, subject string, f
 	if from == 0 {
 		from = 1
 	}
+	return directGet(ctx, nc, stream, map[string]any{"seq": from, "next_by_subj": subject, "batch": batch}, batch)
+}
+
+// MaxLastBySubjects bounds the messages one LastBySubjects call may match
+// (the server's limit on a multi-subject Direct Get).
+const MaxLastBySubjects = 1024
+
+// LastBySubjects reads the last message of every subject matching any of
+// filters (wildcards allowed), in stream order, with one Direct Get
+// (ADR-31). Like every Direct Get it may lag the leader slightly.
+func LastBySubjects(ctx context.Context, nc *nats.Conn, stream string, filters []string) ([]StoredMsg, error) {
+	return directGet(ctx, nc, stream, map[string]any{"multi_last": filters}, MaxLastBySubjects)
+}
+
+// directGet runs one batched Direct Get and collects up to limit messages,
+// until the server's end-of-batch (or no-results) status.
+func directGet(ctx context.Context, nc *nats.Conn, stream string, req map[string]any, limit int) ([]StoredMsg, error) {
 	inbox := nc.NewInbox()
-	ch := make(chan *nats.Msg, batch+1)
+	ch := make(chan *nats.Msg, limit+1)
 	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, err
 	}
 	defer sub.Unsubscribe()
-	req, _ := json.Marshal(map[string]any{"seq": from, "next_by_subj": subject, "batch": batch})
-	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+	body, _ := json.Marshal(req)
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
 		return nil, err
 	}
-	out := make([]StoredMsg, 0, batch)
+	out := make([]StoredMsg, 0, min(limit, 64))
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
 	for {
@@ -102,18 +119,18 @@ func NextBySubject(ctx context.Context, nc *nats.Conn, stream, subject string, f
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
-			return nil, fmt.Errorf("direct get %s: %w", subject, nats.ErrTimeout)
+			return nil, fmt.Errorf("direct get %s %s: %w", stream, body, nats.ErrTimeout)
 		case m := <-ch:
 			// A status message (204 end of batch, 404 none, 408 ...) ends it.
 			if st := m.Header.Get("Status"); st != "" {
 				if st == "404" || st == "204" {
 					return out, nil
 				}
-				return nil, fmt.Errorf("direct get %s: status %s %s", subject, st, m.Header.Get("Description"))
+				return nil, fmt.Errorf("direct get %s %s: status %s %s", stream, body, st, m.Header.Get("Description"))
 			}
 			seq, _ := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 			out = append(out, StoredMsg{Subject: m.Header.Get("Nats-Subject"), Sequence: seq, Header: m.Header, Data: m.Data})
-			if len(out) == batch {
+			if len(out) == limit {
 				// The server still sends an end-of-batch marker; no need to wait.
 				return out, nil
 			}

@@ -16,7 +16,8 @@ const (
 
 // Message headers Parley sets on bus messages.
 const (
-	HeaderSeq = "Parley-Seq" // a room message's dense per-room seq
+	HeaderSeq    = "Parley-Seq"    // a room message's dense per-room seq
+	HeaderLeaves = "Parley-Leaves" // users a membership event removes from the room
 )
 
 // DefaultPartitions is the number of processor partitions rooms hash into.
@@ -27,7 +28,13 @@ const MaxRoomIDLen = 64
 
 // ValidRoomID reports whether id can be a room id: 1..64 characters of
 // [A-Za-z0-9_-], so it is always a single, literal NATS subject token.
-func ValidRoomID(id string) bool {
+func ValidRoomID(id string) bool { return validToken(id) }
+
+// ValidUserID reports whether id can be a user id; user ids appear in
+// subjects too (user.<id>.ev, notify.<id>), so the same rule applies.
+func ValidUserID(id string) bool { return validToken(id) }
+
+func validToken(id string) bool {
 	if len(id) == 0 || len(id) > MaxRoomIDLen {
 		return false
 	}
@@ -81,6 +88,11 @@ func RoomEvents(room string) string { return "room." + room + ".ev" }
 func RoomFromSubject(subject string) string {
 	return subject[strings.LastIndexByte(subject, '.')+1:]
 }
+
+// ContactsSubject carries "<a> <b>" when two users start following each
+// other's presence (a friendship or a direct room began); every gateway
+// listens.
+const ContactsSubject = "parley.contacts"
 
 // Service subjects (request/reply, NATS micro services).
 const (

@@ -47,6 +47,9 @@ type Client struct {
 	op     ws.OpCode
 	nextID atomic.Uint64
 	events chan *pb.ServerFrame
+	// signals gets presence, typing, receipt, unread and online count
+	// frames (signals.go).
+	signals chan *pb.ServerFrame
 
 	wmu sync.Mutex // serializes frame writes
 
@@ -86,6 +89,7 @@ func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 		codec:   codec,
 		op:      ws.OpText,
 		events:  make(chan *pb.ServerFrame, o.EventBuffer),
+		signals: make(chan *pb.ServerFrame, signalBuffer),
 		pending: make(map[uint64]chan *pb.ServerFrame),
 		done:    make(chan struct{}),
 	}
@@ -169,7 +173,11 @@ func (c *Client) readLoop(src io.Reader) {
 
 func (c *Client) dispatch(f *pb.ServerFrame) {
 	if f.Id == 0 {
-		c.events <- f
+		if isSignal(f) {
+			c.pushSignal(f)
+		} else {
+			c.events <- f
+		}
 		return
 	}
 	c.mu.Lock()
@@ -188,6 +196,7 @@ func (c *Client) finish(err error) {
 	c.mu.Unlock()
 	c.conn.Close()
 	close(c.events)
+	close(c.signals)
 	close(c.done)
 }
 

@@ -53,6 +53,12 @@ func (f *Flags) Int(p *int, name string, def int, usage string) {
 	f.envValue(f.Lookup(name).Value, name)
 }
 
+// Float registers a float64 flag.
+func (f *Flags) Float(p *float64, name string, def float64, usage string) {
+	f.Float64Var(p, name, def, f.usage(name, usage))
+	f.envValue(f.Lookup(name).Value, name)
+}
+
 // Bool registers a bool flag.
 func (f *Flags) Bool(p *bool, name string, def bool, usage string) {
 	f.BoolVar(p, name, def, f.usage(name, usage))

@@ -23,6 +23,9 @@ var (
 type Store interface {
 	HistoryStore
 	RoomStore
+	AccountStore
+	FriendStore
+	ReadStore
 	Close() error
 }
 
@@ -81,6 +84,8 @@ type RoomStore interface {
 	CreateRoom(ctx context.Context, r Room, members []Member) error
 	// Room returns a room's metadata or ErrNotFound.
 	Room(ctx context.Context, id string) (Room, error)
+	// RenameRoom changes a room's name; ErrNotFound if it does not exist.
+	RenameRoom(ctx context.Context, id, name string) error
 	// AddMembers adds or updates members of an existing room; ErrNotFound
 	// if the room does not exist.
 	AddMembers(ctx context.Context, room string, members []Member) error

@@ -52,8 +52,10 @@ func waitClosed(t *testing.T, c *client.Client) ws.StatusCode {
 
 // Bad input gets an error frame or the right close code and never affects
 // anyone else: a bystander keeps chatting throughout.
-func TestBadInput(t *testing.T) {
-	n := startNode(t, testConfig(t, t.TempDir()))
+func TestBadInput(t *testing.T) { forEachBackend(t, testBadInput) }
+
+func testBadInput(t *testing.T, b backend) {
+	n := startNode(t, testConfigOn(t, b, t.TempDir()))
 	room := createRoom(t, n, "alice", "bob")
 	bystander := dial(t, n, "bob", protocol.SubprotocolProto)
 	if _, err := bystander.Subscribe(ctxT(t, 5*time.Second), room, nil); err != nil {
@@ -211,7 +213,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("no authentication in time closes with 1008", func(t *testing.T) {
 		// The default auth timeout is 10s; a dedicated node uses 300ms.
-		cfg := testConfig(t, t.TempDir())
+		cfg := testConfigOn(t, b, t.TempDir())
 		cfg.Gateway.AuthTimeout = 300 * time.Millisecond
 		n2 := startNode(t, cfg)
 		c, err := client.Dial(ctxT(t, 5*time.Second), wsURL(n2), client.Options{})

@@ -23,7 +23,11 @@ import (
 // member sees all 5,000 once, in the same dense order, and the history
 // store ends up with each exactly once.
 func TestOrderAcrossConcurrentSenders(t *testing.T) {
-	n := startNode(t, testConfig(t, t.TempDir()))
+	forEachBackend(t, testOrderAcrossConcurrentSenders)
+}
+
+func testOrderAcrossConcurrentSenders(t *testing.T, b backend) {
+	n := startNode(t, testConfigOn(t, b, t.TempDir()))
 	const senders, perSender = 5, 1000
 	users := []string{"s0", "s1", "s2", "s3", "s4", "watcher-json", "watcher-proto"}
 	room := createRoom(t, n, users[0], users[1:]...)
@@ -104,8 +108,10 @@ func TestOrderAcrossConcurrentSenders(t *testing.T) {
 
 // Resending a client_msg_id, on the same connection, after a reconnect, or
 // from two connections at once, yields one message.
-func TestDedupOfClientMessageIDs(t *testing.T) {
-	n := startNode(t, testConfig(t, t.TempDir()))
+func TestDedupOfClientMessageIDs(t *testing.T) { forEachBackend(t, testDedupOfClientMessageIDs) }
+
+func testDedupOfClientMessageIDs(t *testing.T, b backend) {
+	n := startNode(t, testConfigOn(t, b, t.TempDir()))
 	room := createRoom(t, n, "alice", "bob")
 	bob := dial(t, n, "bob", subprotocols[0])
 	if _, err := bob.Subscribe(ctxT(t, 5*time.Second), room, nil); err != nil {
@@ -155,10 +161,12 @@ func TestDedupOfClientMessageIDs(t *testing.T) {
 
 // A member that was away resumes from its last seq: exactly the missed
 // messages, then live ones, with no gap or duplicate.
-func TestResumeAfterDisconnect(t *testing.T) {
+func TestResumeAfterDisconnect(t *testing.T) { forEachBackend(t, testResumeAfterDisconnect) }
+
+func testResumeAfterDisconnect(t *testing.T, b backend) {
 	for _, sub := range subprotocols {
 		t.Run(sub, func(t *testing.T) {
-			n := startNode(t, testConfig(t, t.TempDir()))
+			n := startNode(t, testConfigOn(t, b, t.TempDir()))
 			room := createRoom(t, n, "alice", "bob")
 			alice := dial(t, n, "alice", sub)
 			bob := dial(t, n, "bob", sub)
@@ -201,8 +209,10 @@ func TestResumeAfterDisconnect(t *testing.T) {
 
 // A gap older than CHAT_MSG still holds is filled from the history store,
 // the rest from the stream.
-func TestResumeOlderThanStream(t *testing.T) {
-	n := startNode(t, testConfig(t, t.TempDir()))
+func TestResumeOlderThanStream(t *testing.T) { forEachBackend(t, testResumeOlderThanStream) }
+
+func testResumeOlderThanStream(t *testing.T, b backend) {
+	n := startNode(t, testConfigOn(t, b, t.TempDir()))
 	room := createRoom(t, n, "alice", "bob")
 	alice := dial(t, n, "alice", subprotocols[0])
 	sendN(t, alice, room, "old", 500)
@@ -251,8 +261,10 @@ func TestResumeOlderThanStream(t *testing.T) {
 
 // Messages not yet archived are served from CHAT_MSG: here no archiver runs
 // at all, so resume and history come from the stream alone.
-func TestResumeBeforeArchive(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
+func TestResumeBeforeArchive(t *testing.T) { forEachBackend(t, testResumeBeforeArchive) }
+
+func testResumeBeforeArchive(t *testing.T, b backend) {
+	cfg := testConfigOn(t, b, t.TempDir())
 	cfg.Roles.Archiver = false
 	n := startNode(t, cfg)
 	stopHistory := serveHistory(t, n)
@@ -277,9 +289,11 @@ func TestResumeBeforeArchive(t *testing.T) {
 
 // Stopping and restarting a node on the same data dir keeps history and
 // continues seq.
-func TestRestartKeepsHistoryAndSeq(t *testing.T) {
+func TestRestartKeepsHistoryAndSeq(t *testing.T) { forEachBackend(t, testRestartKeepsHistoryAndSeq) }
+
+func testRestartKeepsHistoryAndSeq(t *testing.T, b backend) {
 	dir := t.TempDir()
-	cfg := testConfig(t, dir)
+	cfg := testConfigOn(t, b, dir)
 	n := startNode(t, cfg)
 	room := createRoom(t, n, "alice", "bob")
 	alice := dial(t, n, "alice", subprotocols[0])
@@ -307,8 +321,10 @@ func TestRestartKeepsHistoryAndSeq(t *testing.T) {
 
 // Two processors share the partitions; the active one dies without
 // warning mid-stream. Every acked message is sequenced exactly once.
-func TestProcessorFailover(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
+func TestProcessorFailover(t *testing.T) { forEachBackend(t, testProcessorFailover) }
+
+func testProcessorFailover(t *testing.T, b backend) {
+	cfg := testConfigOn(t, b, t.TempDir())
 	cfg.Roles.Processor = false
 	n := startNode(t, cfg)
 	type proc struct {

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
@@ -21,6 +24,8 @@ import (
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
+	"github.com/parley-chat/parley/pkg/store/scyllastore"
+	"github.com/parley-chat/parley/pkg/store/scyllastore/scyllatest"
 	"github.com/parley-chat/parley/processor"
 )
 
@@ -28,20 +33,75 @@ const testPartitions = 8
 
 // testConfig is a whole node on an embedded NATS server with random ports,
 // a Pebble store in dir, and short failover timings.
-func testConfig(t *testing.T, dir string) node.Config {
+func testConfig(t *testing.T, dir string) node.Config { return testConfigOn(t, pebble, dir) }
+
+// testConfigOn is testConfig with the store on b. A node restarted from the
+// returned config reopens the same store.
+func testConfigOn(t *testing.T, b backend, dir string) node.Config {
 	log := zaptest.NewLogger(t).Named(filepath.Base(dir))
 	return node.Config{
-		Roles:    node.Roles{Gateway: true, Processor: true, Archiver: true},
-		DataDir:  dir,
-		Embedded: true,
-		NATS:     bus.EmbeddedConfig{Name: "test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
-		Streams:  bus.StreamConfig{Partitions: testPartitions},
-		OpenStore: func(context.Context) (store.Store, error) {
-			return pebblestore.Open(filepath.Join(dir, "store"), log.Named("pebble"))
-		},
+		Roles:     node.Roles{Gateway: true, Processor: true, Archiver: true},
+		DataDir:   dir,
+		Embedded:  true,
+		NATS:      bus.EmbeddedConfig{Name: "test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
+		Streams:   bus.StreamConfig{Partitions: testPartitions},
+		OpenStore: b.opener(t, dir, log),
 		HTTPAddr:  "127.0.0.1:0",
-		Gateway:   gateway.Config{DevTokens: true},
+		Gateway: gateway.Config{
+			DevTokens: true,
+			Transport: os.Getenv("PARLEY_WS_TRANSPORT"), // "": the platform default
+			// Tests send as fast as they can; limits have their own test.
+			Limits: gateway.RateLimits{SendRate: -1, RequestRate: -1},
+		},
 		Processor: processor.Config{PinnedTTL: 2 * time.Second, AckWait: 2 * time.Second},
+	}
+}
+
+// backend is a store the end-to-end tests run on.
+type backend string
+
+const (
+	pebble backend = "pebble"
+	scylla backend = "scylla" // a Cassandra or ScyllaDB node, see scyllatest
+)
+
+// testBackends are the backends named in PARLEY_TEST_STORES (comma
+// separated), by default all of them.
+func testBackends(t *testing.T) []backend {
+	env := os.Getenv("PARLEY_TEST_STORES")
+	if env == "" {
+		return []backend{pebble, scylla}
+	}
+	var out []backend
+	for name := range strings.SplitSeq(env, ",") {
+		b := backend(strings.TrimSpace(name))
+		if b != pebble && b != scylla {
+			t.Fatalf("PARLEY_TEST_STORES=%s: unknown store %q (want pebble, scylla)", env, b)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// forEachBackend runs test once per backend in PARLEY_TEST_STORES, as
+// subtests named after them. A scylla subtest skips when no node answers,
+// and fails instead where one is required (CI).
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range testBackends(t) {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
+	}
+}
+
+// opener returns the OpenStore of a node keeping its files under dir. The
+// store is new and empty: Pebble under dir, or on scylla a keyspace made
+// here and dropped when t ends (after the node has closed it).
+func (b backend) opener(t *testing.T, dir string, log *zap.Logger) func(context.Context) (store.Store, error) {
+	if b == scylla {
+		cfg := scyllatest.Keyspace(t)
+		return func(ctx context.Context) (store.Store, error) { return scyllastore.Open(ctx, cfg, log.Named("scylla")) }
+	}
+	return func(context.Context) (store.Store, error) {
+		return pebblestore.Open(filepath.Join(dir, "store"), log.Named("pebble"))
 	}
 }
 

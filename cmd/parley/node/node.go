@@ -4,13 +4,12 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +25,8 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/presence"
+	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/processor"
 )
@@ -49,13 +50,20 @@ type Config struct {
 	// OpenStore opens the node's store (Pebble or ScyllaDB).
 	OpenStore func(ctx context.Context) (store.Store, error)
 
-	HTTPAddr string // gateway listener, e.g. ":8080"
-	TokenKey string // access token signing key; "" = generated under DataDir
-	TokenTTL time.Duration
+	HTTPAddr  string // gateway listener, e.g. ":8080"
+	ReusePort bool   // SO_REUSEPORT: several gateway processes share HTTPAddr
+	TokenKey  string // access token signing key; "" = generated under DataDir
+	TokenTTL  time.Duration
 
 	Gateway   gateway.Config
 	Processor processor.Config
 	Archiver  archiver.Config
+	// Presence sets the presence bucket; its replicas default to the
+	// streams'.
+	Presence presence.Config
+	// Accounts tunes the accounts service (archiver role); the node sets
+	// its Signer and Revoked.
+	Accounts accounts.Config
 }
 
 // Node is a running Parley process.
@@ -67,12 +75,18 @@ type Node struct {
 	js      jetstream.JetStream
 	st      store.Store
 	gw      *gateway.Gateway
-	httpSrv *http.Server
 	ln      net.Listener
 	history micro.Service
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  sync.Once
+
+	// Accounts: the service (archiver role), the revocations a gateway
+	// mirrors, and what both share.
+	accounts    micro.Service
+	revocations *accounts.Revocations
+	signer      *auth.Signer
+	revokedKV   jetstream.KeyValue
 
 	Processor *processor.Processor
 	Archiver  *archiver.Archiver
@@ -112,13 +126,24 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (n *Node, err error
 	if err := bus.EnsureStreams(ctx, n.js, cfg.Streams); err != nil {
 		return nil, err
 	}
+	if err := presence.Ensure(ctx, n.js, presence.Config{TTL: cfg.Presence.TTL, Replicas: cmp.Or(cfg.Presence.Replicas, cfg.Streams.Replicas)}); err != nil {
+		return nil, err
+	}
 	if n.st, err = cfg.OpenStore(ctx); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if cfg.Roles.Gateway || cfg.Roles.Archiver {
+		if err := n.startAuth(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Roles.Archiver {
 		if n.history, err = archiver.ServeHistory(n.nc, n.st, log); err != nil {
+			return nil, err
+		}
+		if n.accounts, err = accounts.Serve(n.nc, n.st, log, n.accountsConfig()); err != nil {
 			return nil, err
 		}
 		n.Archiver = archiver.New(n.js, n.st, log.Named("archiver"), cfg.Archiver)
@@ -129,9 +154,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (n *Node, err error
 		pc.Partitions = cfg.Streams.Partitions
 		n.Processor = processor.New(n.nc, n.js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
+		keeper, err := presence.NewKeeper(ctx, n.nc, log.Named("presence"))
+		if err != nil {
+			return nil, err
+		}
+		n.run("presence keeper", func() error { return keeper.Run(runCtx) })
 	}
 	if cfg.Roles.Gateway {
-		if err := n.startGateway(); err != nil {
+		if err := n.startGateway(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -166,7 +196,13 @@ func (n *Node) run(name string, f func() error) {
 	}()
 }
 
-func (n *Node) startGateway() error {
+// DefaultTokenTTL is the access token lifetime of a Config without one.
+const DefaultTokenTTL = 15 * time.Minute
+
+// startAuth makes what issuing and checking access tokens takes: the
+// signer, and the bucket of revoked sessions, whose entries last as long
+// as a token.
+func (n *Node) startAuth(ctx context.Context) error {
 	key := []byte(n.cfg.TokenKey)
 	if len(key) == 0 {
 		var err error
@@ -176,28 +212,38 @@ func (n *Node) startGateway() error {
 	}
 	ttl := n.cfg.TokenTTL
 	if ttl <= 0 {
-		ttl = 24 * time.Hour
+		ttl = DefaultTokenTTL
 	}
-	signer, err := auth.NewSigner(key, ttl)
-	if err != nil {
+	var err error
+	if n.signer, err = auth.NewSigner(key, ttl); err != nil {
 		return err
 	}
+	n.revokedKV, err = accounts.RevocationBucket(ctx, n.js, ttl, n.cfg.Streams.Replicas)
+	return err
+}
+
+func (n *Node) accountsConfig() accounts.Config {
+	c := n.cfg.Accounts
+	c.Signer, c.Revoked = n.signer, n.revokedKV
+	return c
+}
+
+func (n *Node) startGateway(ctx context.Context) error {
 	gc := n.cfg.Gateway
 	gc.Partitions = n.cfg.Streams.Partitions
-	n.gw = gateway.New(n.nc, n.js, n.st, signer, n.log.Named("gateway"), gc)
+	n.gw = gateway.New(n.nc, n.js, n.st, n.signer, n.log.Named("gateway"), gc)
+	var err error
+	if n.revocations, err = accounts.WatchRevocations(ctx, n.revokedKV, n.gw.CloseLogin); err != nil {
+		return err
+	}
+	n.gw.UseRevocations(n.revocations)
 	if err := n.gw.Start(); err != nil {
 		return err
 	}
-	if n.ln, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+	if n.ln, err = gateway.Listen(n.cfg.HTTPAddr, n.cfg.ReusePort); err != nil {
 		return err
 	}
-	n.httpSrv = &http.Server{Handler: n.gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	n.run("http", func() error {
-		if err := n.httpSrv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	n.run("gateway", func() error { return n.gw.Serve(n.ln) })
 	n.log.Info("gateway listening", zap.String("addr", n.ln.Addr().String()))
 	return nil
 }
@@ -236,12 +282,10 @@ func (n *Node) Store() store.Store { return n.st }
 func (n *Node) Close() { n.closed.Do(n.close) }
 
 func (n *Node) close() {
-	if n.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = n.httpSrv.Shutdown(ctx)
-		cancel()
-	}
 	if n.gw != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Gateway.DrainTime+5*time.Second)
+		n.gw.Drain(ctx)
+		cancel()
 		n.gw.Shutdown()
 	}
 	if n.cancel != nil {
@@ -250,6 +294,12 @@ func (n *Node) close() {
 	n.wg.Wait()
 	if n.history != nil {
 		_ = n.history.Stop()
+	}
+	if n.accounts != nil {
+		_ = n.accounts.Stop()
+	}
+	if n.revocations != nil {
+		n.revocations.Stop()
 	}
 	if n.nc != nil {
 		_ = n.nc.Drain()

@@ -45,7 +45,7 @@ type InboundMessage struct {
 	Reaction      string      `protobuf:"bytes,11,opt,name=reaction,proto3" json:"reaction,omitempty"`
 	ReplyToSeq    uint64      `protobuf:"varint,12,opt,name=reply_to_seq,json=replyToSeq,proto3" json:"reply_to_seq,omitempty"`
 	Mentions      []string    `protobuf:"bytes,13,rep,name=mentions,proto3" json:"mentions,omitempty"`
-	TargetUser    string      `protobuf:"bytes,14,opt,name=target_user,json=targetUser,proto3" json:"target_user,omitempty"`
+	TargetUsers   []string    `protobuf:"bytes,14,rep,name=target_users,json=targetUsers,proto3" json:"target_users,omitempty"`
 	Role          string      `protobuf:"bytes,15,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -172,11 +172,11 @@ func (x *InboundMessage) GetMentions() []string {
 	return nil
 }
 
-func (x *InboundMessage) GetTargetUser() string {
+func (x *InboundMessage) GetTargetUsers() []string {
 	if x != nil {
-		return x.TargetUser
+		return x.TargetUsers
 	}
-	return ""
+	return nil
 }
 
 func (x *InboundMessage) GetRole() string {
@@ -573,7 +573,7 @@ var File_parley_v1_bus_proto protoreflect.FileDescriptor
 
 const file_parley_v1_bus_proto_rawDesc = "" +
 	"\n" +
-	"\x13parley/v1/bus.proto\x12\tparley.v1\x1a\x18parley/v1/protocol.proto\"\xdd\x03\n" +
+	"\x13parley/v1/bus.proto\x12\tparley.v1\x1a\x18parley/v1/protocol.proto\"\xdf\x03\n" +
 	"\x0eInboundMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\"\n" +
@@ -592,9 +592,8 @@ const file_parley_v1_bus_proto_rawDesc = "" +
 	"\breaction\x18\v \x01(\tR\breaction\x12 \n" +
 	"\freply_to_seq\x18\f \x01(\x04R\n" +
 	"replyToSeq\x12\x1a\n" +
-	"\bmentions\x18\r \x03(\tR\bmentions\x12\x1f\n" +
-	"\vtarget_user\x18\x0e \x01(\tR\n" +
-	"targetUser\x12\x12\n" +
+	"\bmentions\x18\r \x03(\tR\bmentions\x12!\n" +
+	"\ftarget_users\x18\x0e \x03(\tR\vtargetUsers\x12\x12\n" +
 	"\x04role\x18\x0f \x01(\tR\x04role\"\x92\x01\n" +
 	"\fNotification\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +

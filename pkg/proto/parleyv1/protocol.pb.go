@@ -42,8 +42,9 @@ const (
 	MessageKind_MESSAGE_KIND_DELETE          MessageKind = 2
 	MessageKind_MESSAGE_KIND_REACTION_ADD    MessageKind = 3
 	MessageKind_MESSAGE_KIND_REACTION_REMOVE MessageKind = 4
-	// Membership and room changes, made through the HTTP API. target_user is
-	// the member concerned; sender is who made the change.
+	// Membership and room changes, made through the HTTP API. target_users
+	// are the members concerned (up to 1,000 per event); sender is who made
+	// the change.
 	MessageKind_MESSAGE_KIND_MEMBER_JOINED       MessageKind = 5
 	MessageKind_MESSAGE_KIND_MEMBER_LEFT         MessageKind = 6
 	MessageKind_MESSAGE_KIND_MEMBER_REMOVED      MessageKind = 7
@@ -1528,10 +1529,10 @@ type Message struct {
 	Reaction   string      `protobuf:"bytes,9,opt,name=reaction,proto3" json:"reaction,omitempty"`
 	ReplyToSeq uint64      `protobuf:"varint,10,opt,name=reply_to_seq,json=replyToSeq,proto3" json:"reply_to_seq,omitempty"`
 	Mentions   []string    `protobuf:"bytes,11,rep,name=mentions,proto3" json:"mentions,omitempty"`
-	// For membership changes: the member concerned and, for joins and role
-	// changes, the role ("owner", "admin", "member").
-	TargetUser    string `protobuf:"bytes,12,opt,name=target_user,json=targetUser,proto3" json:"target_user,omitempty"`
-	Role          string `protobuf:"bytes,13,opt,name=role,proto3" json:"role,omitempty"`
+	// For membership changes: the members concerned and, for joins and role
+	// changes, their role ("owner", "admin", "member").
+	TargetUsers   []string `protobuf:"bytes,12,rep,name=target_users,json=targetUsers,proto3" json:"target_users,omitempty"`
+	Role          string   `protobuf:"bytes,13,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1643,11 +1644,11 @@ func (x *Message) GetMentions() []string {
 	return nil
 }
 
-func (x *Message) GetTargetUser() string {
+func (x *Message) GetTargetUsers() []string {
 	if x != nil {
-		return x.TargetUser
+		return x.TargetUsers
 	}
-	return ""
+	return nil
 }
 
 func (x *Message) GetRole() string {
@@ -2582,7 +2583,7 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\vclient_time\x18\x01 \x01(\x03R\n" +
 	"clientTime\x12\x1f\n" +
 	"\vserver_time\x18\x02 \x01(\x03R\n" +
-	"serverTime\"\xfd\x02\n" +
+	"serverTime\"\xff\x02\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x16\n" +
@@ -2596,9 +2597,8 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\freply_to_seq\x18\n" +
 	" \x01(\x04R\n" +
 	"replyToSeq\x12\x1a\n" +
-	"\bmentions\x18\v \x03(\tR\bmentions\x12\x1f\n" +
-	"\vtarget_user\x18\f \x01(\tR\n" +
-	"targetUser\x12\x12\n" +
+	"\bmentions\x18\v \x03(\tR\bmentions\x12!\n" +
+	"\ftarget_users\x18\f \x03(\tR\vtargetUsers\x12\x12\n" +
 	"\x04role\x18\r \x01(\tR\x04role\"4\n" +
 	"\x06Typing\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +

@@ -11,6 +11,12 @@
 //	r/<room>                               → store.Room (JSON)
 //	m/<room>\x00<user>                     → store.Member (JSON)
 //	u/<user>\x00<room>                     → empty: the rooms of a user
+//	c/<room>\x00<user>                     → read cursor (8 bytes big-endian)
+//	a/<user>                               → store.User (JSON)
+//	n/<handle>                             → the id of the user holding handle (JSON)
+//	s/<user>\x00<session>                  → store.Session (JSON)
+//	p/<user>\x00<other>                    → store.Relation (JSON), user < other
+//	l/<user>\x00<list>\x00<other>          → since (JSON time): user's listings
 //
 // Ids never contain \x00 (writes reject them), so <id>\x00 ends an id
 // unambiguously: room "a" and room "ab" have disjoint ranges. Big-endian
@@ -42,6 +48,12 @@ type Store struct {
 	// createMu makes CreateRoom's exists-check and write one step, so two
 	// creates of the same id cannot both succeed.
 	createMu sync.Mutex
+	// cursorMu makes MarkRead's read and raise of a cursor one step;
+	// striped by key so unrelated cursors do not wait for each other.
+	cursorMu [cursorStripes]sync.Mutex
+	// accountMu makes the checks and writes of CreateUser,
+	// SetPasswordHash and RotateSession one step each.
+	accountMu sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)

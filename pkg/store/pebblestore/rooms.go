@@ -52,6 +52,25 @@ func (s *Store) Room(ctx context.Context, id string) (store.Room, error) {
 	return r, nil
 }
 
+// RenameRoom rewrites a room's metadata with a new name.
+func (s *Store) RenameRoom(ctx context.Context, id, name string) error {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	r, err := s.Room(ctx, id)
+	if err != nil {
+		return err
+	}
+	r.Name = name
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("pebblestore: encode room %q: %w", id, err)
+	}
+	if err := s.db.Set(roomKey(id), v, pebble.Sync); err != nil {
+		return fmt.Errorf("pebblestore: rename room %q: %w", id, err)
+	}
+	return nil
+}
+
 // AddMembers upserts members of an existing room; ErrNotFound if there is
 // no such room. Rooms are never deleted, so the check cannot go stale.
 func (s *Store) AddMembers(ctx context.Context, room string, members []store.Member) error {

@@ -54,14 +54,6 @@ const (
 	defaultReplicationFactor = 3
 )
 
-// Speculative execution: an idempotent request that has not answered after
-// speculativeDelay is sent to another replica as well, up to
-// speculativeAttempts extra times; the first answer wins.
-const (
-	speculativeAttempts = 2
-	speculativeDelay    = 200 * time.Millisecond
-)
-
 // keyspaceName is what Migrate may interpolate into CREATE KEYSPACE.
 var keyspaceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
 
@@ -117,7 +109,11 @@ func (cfg Config) cluster(keyspace string, log *zap.Logger) *gocql.ClusterConfig
 	}
 	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback)
 	// A request that may already have run is retried only when idempotent;
-	// every Parley request is.
+	// every Parley request is. No speculative execution: the driver takes
+	// the first answer of any attempt, errors included, so an extra attempt
+	// that finds no replica left to try (on a single node, always) would
+	// fail a merely slow request at once with "no hosts available"; and
+	// duplicated requests add load just when the cluster is slow.
 	c.RetryPolicy = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: time.Second}
 	if cfg.Username != "" {
 		c.Authenticator = gocql.PasswordAuthenticator{Username: cfg.Username, Password: cfg.Password}

@@ -20,9 +20,17 @@
 //   - rooms; room_members ((room_id), user_id), one partition per room read
 //     in pages, authoritative for access; user_rooms ((user_id), room_id),
 //     its reverse index.
+//   - users by id; handle_claims ((handle), user_id), where registrants
+//     claim a handle and the one that reads back no rival confirms it
+//     (unique handles without LWT: see accounts.go); handle_search, by
+//     the first three characters of handles; sessions ((user_id),
+//     session_id), with TTLs ending at each session's expiry.
+//   - relations, one row per pair of users (friendship, requests, blocks),
+//     authoritative; user_relations ((user_id), list, other_id), each
+//     user's listings, written with the pair's row under one timestamp.
 //
 // Every write is an idempotent upsert or delete, so requests are retried
-// and executed speculatively. Batches are UNLOGGED and never span
+// (on another replica; see Config for why never speculatively). Batches are UNLOGGED and never span
 // partitions; there are no lightweight transactions and no counters.
 // CreateRoom's "already exists" is a read before the write (see its
 // comment for why that is enough).

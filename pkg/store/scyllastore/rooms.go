@@ -14,6 +14,7 @@ import (
 const (
 	selectRoom     = `SELECT kind, name, created_by, created_at FROM rooms WHERE room_id = ?`
 	insertRoom     = `INSERT INTO rooms (room_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)`
+	updateRoomName = `UPDATE rooms SET name = ? WHERE room_id = ?`
 	selectMember   = `SELECT role, joined_at FROM room_members WHERE room_id = ? AND user_id = ?`
 	selectMembers  = `SELECT user_id, role, joined_at FROM room_members WHERE room_id = ? AND user_id > ? LIMIT ?`
 	insertMember   = `INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`
@@ -22,6 +23,18 @@ const (
 	insertUserRoom = `INSERT INTO user_rooms (user_id, room_id) VALUES (?, ?)`
 	deleteUserRoom = `DELETE FROM user_rooms WHERE user_id = ? AND room_id = ?`
 )
+
+// RenameRoom sets a room's name. The read first keeps the upsert from
+// creating a row for a room that does not exist.
+func (st *Store) RenameRoom(ctx context.Context, id, name string) error {
+	if _, err := st.Room(ctx, id); err != nil {
+		return err
+	}
+	if err := st.query(ctx, updateRoomName, name, id).Exec(); err != nil {
+		return fmt.Errorf("scyllastore: rename room %q: %w", id, err)
+	}
+	return nil
+}
 
 // CreateRoom stores r and its first members, the rooms row last: it is the
 // commit point, so a create that fails half-way leaves no room and can be

@@ -2,116 +2,26 @@ package scyllastore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/scyllastore"
+	"github.com/parley-chat/parley/pkg/store/scyllastore/scyllatest"
 	"github.com/parley-chat/parley/pkg/store/storetest"
 	cqlschema "github.com/parley-chat/parley/schemas/cql"
 )
 
-// The tests run against a real node: PARLEY_CASSANDRA_HOSTS (comma
-// separated, default 127.0.0.1:9042), e.g. deploy/cassandra/cassandra-node.
-// Each test gets a fresh keyspace, dropped afterwards.
-
-func hosts() []string {
-	if h := os.Getenv("PARLEY_CASSANDRA_HOSTS"); h != "" {
-		return strings.Split(h, ",")
-	}
-	return []string{"127.0.0.1:9042"}
-}
-
-// requireNode skips the test when no node answers, or fails it where a
-// missing service is an error (CI=true or PARLEY_REQUIRE_CASSANDRA=1).
-func requireNode(t *testing.T) {
-	t.Helper()
-	var errs []string
-	for _, h := range hosts() {
-		if _, _, err := net.SplitHostPort(h); err != nil {
-			h = net.JoinHostPort(h, "9042")
-		}
-		c, err := net.DialTimeout("tcp", h, 2*time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		errs = append(errs, err.Error())
-	}
-	msg := "no Cassandra/ScyllaDB node (start one with deploy/cassandra/cassandra-node start): " + strings.Join(errs, "; ")
-	if os.Getenv("CI") == "true" || os.Getenv("PARLEY_REQUIRE_CASSANDRA") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// testConfig returns a config for a new, migrated keyspace that is dropped
-// when the test ends.
-func testConfig(t *testing.T) scyllastore.Config {
-	t.Helper()
-	requireNode(t)
-	var b [6]byte
-	rand.Read(b[:])
-	cfg := scyllastore.Config{
-		Hosts:             hosts(),
-		Keyspace:          "parley_test_" + hex.EncodeToString(b[:]),
-		ReplicationFactor: 1,
-		Timeout:           20 * time.Second, // a loaded CI node is slow on DDL
-	}
-	t.Cleanup(func() { execCQL(t, cfg, "DROP KEYSPACE IF EXISTS "+cfg.Keyspace) })
-	if err := scyllastore.Migrate(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-func open(t *testing.T, cfg scyllastore.Config) *scyllastore.Store {
-	t.Helper()
-	st, err := scyllastore.Open(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-// session opens a raw driver session on keyspace ("" for none).
-func session(t *testing.T, cfg scyllastore.Config, keyspace string) *gocql.Session {
-	t.Helper()
-	c := gocql.NewCluster(cfg.Hosts...)
-	c.Keyspace = keyspace
-	c.ProtoVersion = 4
-	c.Consistency = gocql.One
-	c.Timeout = cfg.Timeout
-	s, err := c.CreateSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func execCQL(t *testing.T, cfg scyllastore.Config, stmt string, args ...any) {
-	t.Helper()
-	s := session(t, cfg, "")
-	defer s.Close()
-	if err := s.Query(stmt, args...).Exec(); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
+// The tests run against a real node (see scyllatest); each gets a fresh
+// keyspace, dropped afterwards.
 
 func msg(room string, seq uint64) *pb.ArchivedMessage {
 	return &pb.ArchivedMessage{
@@ -186,14 +96,14 @@ func read(t *testing.T, st store.HistoryStore, room string, from, to uint64, lim
 
 // Every subtest gets its own keyspace: the suite wants an empty store each.
 func TestConformance(t *testing.T) {
-	requireNode(t) // skip or fail once, not per subtest
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, testConfig(t)) })
+	scyllatest.Require(t) // skip or fail once, not per subtest
+	storetest.Run(t, func(t *testing.T) store.Store { return scyllatest.Open(t, scyllatest.Keyspace(t)) })
 }
 
 // Messages spanning four buckets, read whole and in pages of 700 that cross
 // every bucket edge, in both directions.
 func TestBucketPaging(t *testing.T) {
-	st := open(t, testConfig(t))
+	st := scyllatest.Open(t, scyllatest.Keyspace(t))
 	const room, n = "r-buckets", 3*scyllastore.BucketSize + 500
 	ms := msgs(room, 1, n)
 	for i := 0; i < len(ms); i += 900 { // arbitrary chunks, as an archiver would write them
@@ -229,13 +139,13 @@ func TestBucketPaging(t *testing.T) {
 // Rows beyond the head (a write the archiver has not completed) are never
 // read: the bucket walk stops at the head's bucket.
 func TestMessagesStopAtHead(t *testing.T) {
-	cfg := testConfig(t)
-	st := open(t, cfg)
+	cfg := scyllatest.Keyspace(t)
+	st := scyllatest.Open(t, cfg)
 	const room = "r-head"
 	appendAll(t, st, msgs(room, 1, 1500))
 	stray, _ := proto.Marshal(msg(room, 1501).Message)
 	for _, seq := range []int64{1501, 2500, 9000} {
-		execCQL(t, cfg, "INSERT INTO "+cfg.Keyspace+".messages (room_id, bucket, seq, stream_seq, message) VALUES (?, ?, ?, ?, ?)",
+		scyllatest.Exec(t, cfg, "INSERT INTO "+cfg.Keyspace+".messages (room_id, bucket, seq, stream_seq, message) VALUES (?, ?, ?, ?, ?)",
 			room, seq/scyllastore.BucketSize, seq, 0, stray)
 	}
 	checkRun(t, read(t, st, room, 1, 0, 1<<20, false), room, 1, 1500, false)
@@ -244,7 +154,7 @@ func TestMessagesStopAtHead(t *testing.T) {
 
 // Replaying a batch (the archiver after a crash) changes nothing.
 func TestReplayIsIdempotent(t *testing.T) {
-	st := open(t, testConfig(t))
+	st := scyllatest.Open(t, scyllatest.Keyspace(t))
 	batch := append(msgs("r-a", 995, 1010), msgs("r-b", 1, 20)...)
 	appendAll(t, st, batch)
 	appendAll(t, st, batch)
@@ -257,7 +167,7 @@ func TestReplayIsIdempotent(t *testing.T) {
 
 // The head never moves backwards, whatever order writes land in.
 func TestHeadIsMonotonic(t *testing.T) {
-	st := open(t, testConfig(t))
+	st := scyllatest.Open(t, scyllatest.Keyspace(t))
 	const room = "r-mono"
 	if h := head(t, st, room); h != 0 {
 		t.Fatalf("empty room head = %d", h)
@@ -275,7 +185,7 @@ func TestHeadIsMonotonic(t *testing.T) {
 
 // Large messages are split into several batches, each under the size cap.
 func TestLargeMessages(t *testing.T) {
-	st := open(t, testConfig(t))
+	st := scyllatest.Open(t, scyllatest.Keyspace(t))
 	const room = "r-large"
 	var ms []*pb.ArchivedMessage
 	for seq := uint64(1); seq <= 12; seq++ {
@@ -297,7 +207,7 @@ func TestLargeMessages(t *testing.T) {
 
 // A read larger than a driver page follows the page state.
 func TestMembersAcrossPages(t *testing.T) {
-	st := open(t, testConfig(t))
+	st := scyllatest.Open(t, scyllatest.Keyspace(t))
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	room := store.Room{ID: "r-big", Kind: store.RoomChannel, Name: "big", CreatedBy: "owner", CreatedAt: now}
@@ -331,8 +241,8 @@ func TestMembersAcrossPages(t *testing.T) {
 // Migrate a second time applies nothing; Open refuses a keyspace that was
 // never migrated.
 func TestMigrate(t *testing.T) {
-	cfg := testConfig(t)
-	ks := session(t, cfg, cfg.Keyspace)
+	cfg := scyllatest.Keyspace(t)
+	ks := scyllatest.Session(t, cfg, cfg.Keyspace)
 	defer ks.Close()
 	appliedAt := func() map[int]time.Time {
 		out := map[int]time.Time{}
@@ -364,8 +274,8 @@ func TestMigrate(t *testing.T) {
 
 	bare := cfg
 	bare.Keyspace = cfg.Keyspace + "_bare"
-	execCQL(t, cfg, "CREATE KEYSPACE "+bare.Keyspace+" WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
-	t.Cleanup(func() { execCQL(t, cfg, "DROP KEYSPACE IF EXISTS "+bare.Keyspace) })
+	scyllatest.Exec(t, cfg, "CREATE KEYSPACE "+bare.Keyspace+" WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+	t.Cleanup(func() { scyllatest.Exec(t, cfg, "DROP KEYSPACE IF EXISTS "+bare.Keyspace) })
 	if st, err := scyllastore.Open(context.Background(), bare, zap.NewNop()); err == nil {
 		st.Close()
 		t.Fatal("Open of an unmigrated keyspace succeeded")

@@ -14,8 +14,7 @@ import (
 // Store is a store.Store on a ScyllaDB or Cassandra cluster. It is safe for
 // concurrent use.
 type Store struct {
-	s    *gocql.Session
-	spec gocql.SpeculativeExecutionPolicy
+	s *gocql.Session
 }
 
 var _ store.Store = (*Store)(nil)
@@ -32,10 +31,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Store{
-		s:    sess,
-		spec: &gocql.SimpleSpeculativeExecution{NumAttempts: speculativeAttempts, TimeoutDelay: speculativeDelay},
-	}
+	st := &Store{s: sess}
 	pending, err := pendingMigrations(ctx, sess, cfg.Keyspace)
 	if err == nil && len(pending) > 0 {
 		err = fmt.Errorf("scyllastore: keyspace %q lacks migration %s: run Migrate", cfg.Keyspace, pending[0].Name)
@@ -55,10 +51,10 @@ func (st *Store) Close() error {
 	return nil
 }
 
-// query prepares an idempotent, speculatively executed request. Statements
-// are constants so the driver prepares each once and routes it by token.
+// query prepares an idempotent request. Statements are constants so the
+// driver prepares each once and routes it by token.
 func (st *Store) query(ctx context.Context, stmt string, args ...any) *gocql.Query {
-	return st.s.Query(stmt, args...).WithContext(ctx).Idempotent(true).SetSpeculativeExecutionPolicy(st.spec)
+	return st.s.Query(stmt, args...).WithContext(ctx).Idempotent(true)
 }
 
 // scanOne reads the single row of q into dest; store.ErrNotFound if none.
@@ -113,7 +109,7 @@ func (st *Store) writePartition(ctx context.Context, stmt string, rows []row) er
 			size += rows[n].size
 			n++
 		}
-		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx).SpeculativeExecutionPolicy(st.spec)
+		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
 		for _, r := range rows[:n] {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: stmt, Args: r.args, Idempotent: true})
 		}

@@ -109,6 +109,24 @@ func testRooms(t *testing.T, st store.Store) {
 	}
 }
 
+func testRenameRoom(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	r := createRoom(t, st, "renamed", member("alice", store.RoleOwner, now()))
+	if err := st.RenameRoom(ctx, r.ID, "new name"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Room(ctx, r.ID)
+	if err != nil || got.Name != "new name" || got.Kind != r.Kind || got.CreatedBy != r.CreatedBy {
+		t.Fatalf("after rename: %+v, %v", got, err)
+	}
+	if err := st.RenameRoom(ctx, "no-such-room", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("renaming a missing room: %v, want ErrNotFound", err)
+	}
+	if _, err := st.Room(ctx, "no-such-room"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("renaming a missing room created it: %v", err)
+	}
+}
+
 func testMembers(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	at := now()

@@ -32,9 +32,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HistoryPaging", testHistoryPaging},
 		{"HistoryConcurrentAppends", testHistoryConcurrentAppends},
 		{"Rooms", testRooms},
+		{"RenameRoom", testRenameRoom},
 		{"Members", testMembers},
 		{"MembersPaging", testMembersPaging},
 		{"UserRooms", testUserRooms},
+		{"Accounts", testAccounts},
+		{"Reads", testReads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

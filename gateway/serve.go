@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/parley-chat/parley/pkg/protocol"
+)
+
+// Transports: how client connections are served.
+const (
+	// TransportEpoll serves WebSockets from a few epoll loops with no
+	// goroutine per idle connection (Linux only, the default there).
+	TransportEpoll = "epoll"
+	// TransportGoroutine runs a reader and a writer goroutine per
+	// connection behind net/http (portable, the default elsewhere).
+	TransportGoroutine = "goroutine"
+)
+
+// noSubprotocol is the HTTP 400 body of a handshake offering no
+// subprotocol Parley speaks.
+const noSubprotocol = "unsupported or missing WebSocket subprotocol: offer " + protocol.SubprotocolJSON + " or " + protocol.SubprotocolProto
+
+// dataOpCode is the frame type of a codec's messages.
+func dataOpCode(c protocol.Codec) ws.OpCode {
+	if c.Binary() {
+		return ws.OpBinary
+	}
+	return ws.OpText
+}
+
+// server is a transport: it accepts clients on a listener, serves the HTTP
+// API on the same port, and owns its connections' I/O.
+type server interface {
+	Serve(ln net.Listener) error
+	// Shutdown stops accepting; WebSocket connections stay open.
+	Shutdown(ctx context.Context) error
+	// Close releases the transport, ending connections still open.
+	Close()
+}
+
+func (g *Gateway) newServer() (server, error) {
+	switch g.cfg.Transport {
+	case TransportGoroutine:
+		return goroutineServer{&http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}}, nil
+	case TransportEpoll:
+		return g.newEpollServer()
+	}
+	return nil, fmt.Errorf("unknown transport %q: use %s or %s", g.cfg.Transport, TransportEpoll, TransportGoroutine)
+}
+
+// goroutineServer is net/http with serveWS: hijacked WebSocket connections
+// are not net/http's to close, their sessions are.
+type goroutineServer struct{ srv *http.Server }
+
+func (s goroutineServer) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s goroutineServer) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+func (s goroutineServer) Close()                             { _ = s.srv.Close() }
+
+// Serve accepts clients on ln, after Start, until Drain.
+func (g *Gateway) Serve(ln net.Listener) error {
+	if g.transport == nil {
+		return errors.New("gateway: Serve before Start")
+	}
+	return g.transport.Serve(ln)
+}
+
+// Drain stops accepting clients, then closes their connections with 1001
+// spread evenly over Config.DrainTime, so they reconnect elsewhere without
+// arriving all at once. It returns when every connection has ended, or
+// ctx has, and the transport is released.
+func (g *Gateway) Drain(ctx context.Context) {
+	if g.transport == nil {
+		return
+	}
+	_ = g.transport.Shutdown(ctx)
+	var all []*session
+	g.sessions.Range(func(_, v any) bool {
+		all = append(all, v.(*session))
+		return true
+	})
+	start := time.Now()
+	for i := 0; i < len(all); {
+		due := len(all) // the i-th connection closes at i/len of DrainTime
+		if g.cfg.DrainTime > 0 && ctx.Err() == nil {
+			due = min(due, int(int64(len(all))*int64(time.Since(start))/int64(g.cfg.DrainTime))+1)
+		}
+		for ; i < due; i++ {
+			all[i].conn.Close(protocol.CloseGoingAway, "gateway draining, reconnect")
+		}
+		if i < len(all) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	for g.metrics.connections.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.transport.Close()
+}
+
+// writeMemoryMetrics reports memory use and what it comes to per open
+// connection, in Prometheus text.
+func (g *Gateway) writeMemoryMetrics(w io.Writer) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans.", ms.HeapInuse)
+	gauge("go_memstats_stack_inuse_bytes", "Bytes in goroutine stack spans.", ms.StackInuse)
+	gauge("go_goroutines", "Goroutines that currently exist.", uint64(runtime.NumGoroutine()))
+	if rss, ok := processRSS(); ok {
+		gauge("process_resident_memory_bytes", "Resident memory of the process.", rss)
+	}
+	if n := g.metrics.connections.Load(); n > 0 {
+		gauge("parley_gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included).", (ms.HeapInuse+ms.StackInuse)/uint64(n))
+	}
+}

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/parley-chat/parley/gateway/reactor"
+	"github.com/parley-chat/parley/pkg/protocol"
+)
+
+// DefaultTransport is the transport of a Config that names none.
+const DefaultTransport = TransportEpoll
+
+// newEpollServer serves /ws from the reactor and everything else with
+// Handler. (A keep-alive HTTP connection that asks for /ws later is
+// upgraded by Handler's serveWS, the goroutine transport: browsers and SDKs
+// open a fresh connection for a WebSocket, so this stays rare.)
+func (g *Gateway) newEpollServer() (server, error) {
+	return reactor.New(reactor.Config{
+		Path: "/ws",
+		HTTP: g.Handler(),
+		Protocol: func(name string) (ws.OpCode, bool) {
+			if c := protocol.ForSubprotocol(name); c != nil {
+				return dataOpCode(c), true
+			}
+			return 0, false
+		},
+		NoProtocol: noSubprotocol,
+		Open: func(c reactor.Conn, subprotocol string) reactor.Handler {
+			return g.newSession(c, protocol.ForSubprotocol(subprotocol))
+		},
+		MaxMessageSize: g.cfg.MaxFrameSize,
+		SendQueue:      g.cfg.SendQueue,
+		Heartbeat:      g.cfg.Heartbeat,
+		IdleTimeout:    g.cfg.IdleTimeout,
+		WriteTimeout:   g.cfg.WriteTimeout,
+		Pollers:        g.cfg.Pollers,
+		Log:            g.log.Named("reactor"),
+	})
+}
+
+// Listen opens the gateway's TCP listener. With reusePort, several gateway
+// processes can listen on one port (SO_REUSEPORT) and the kernel spreads
+// new connections among them.
+func Listen(addr string, reusePort bool) (net.Listener, error) {
+	var lc net.ListenConfig
+	if reusePort {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var opErr error
+			err := c.Control(func(fd uintptr) {
+				opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			})
+			return errors.Join(err, opErr)
+		}
+	}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// processRSS is the resident set size from /proc/self/statm.
+func processRSS() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
+}

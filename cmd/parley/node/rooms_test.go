@@ -263,7 +263,7 @@ func TestHundredThousandMemberRoom(t *testing.T) {
 	}
 	host := dial(t, n, "host", subprotocols[0])
 	waitArchived(t, n, room, events)
-	memberCalls, appended := counted.member.Load(), counted.append.Load()
+	memberCalls, appended, addCalls := counted.member.Load(), counted.append.Load(), counted.addMembers.Load()
 	const sends = 200
 	acks := sendN(t, host, room, "big", sends)
 	if acks[0].Seq != events+1 {
@@ -271,6 +271,11 @@ func TestHundredThousandMemberRoom(t *testing.T) {
 	}
 	checkDense(t, collect(t, fan, sends, 30*time.Second), events+1)
 	waitArchived(t, n, room, events+sends)
+	t.Logf("%d messages in a room of %d members: %d stored message writes, %d membership writes, %d membership reads",
+		sends, members, counted.append.Load()-appended, counted.addMembers.Load()-addCalls, counted.member.Load()-memberCalls)
+	if got := counted.addMembers.Load() - addCalls; got != 0 {
+		t.Fatalf("%d membership writes while sending", got)
+	}
 	if got := counted.member.Load() - memberCalls; got > 2*sends {
 		t.Fatalf("%d membership reads for %d messages", got, sends)
 	}

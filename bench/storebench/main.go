@@ -66,14 +66,23 @@ type result struct {
 	OlderPage     metrics.Snapshot `json:"older_page"`
 }
 
+// output is everything a run reports.
 type output struct {
 	Machine report.Machine `json:"machine"`
-	LoadAvg string         `json:"loadavg_at_start"`
+	LoadAvg string         `json:"loadavg_at_start"` // 1, 5 and 15 minutes
 	Params  params         `json:"params"`
 	Results []result       `json:"results"`
 }
 
 func main() {
+	if err := benchMain(); err != nil {
+		fmt.Fprintln(os.Stderr, "storebench:", err)
+		os.Exit(1)
+	}
+}
+
+// benchMain parses the flags, compares the stores and prints the results.
+func benchMain() error {
 	var p params
 	var stores, hosts, dir, jsonPath, logLevel string
 	flag.StringVar(&stores, "stores", "pebble,scylla", "stores to compare, in order")
@@ -90,43 +99,43 @@ func main() {
 	flag.Parse()
 	p.Stores, p.ScyllaHosts = strings.Split(stores, ","), strings.Split(hosts, ",")
 	if p.Rooms <= 0 || p.Messages < p.Rooms || p.Page <= 0 || p.Messages/p.Rooms <= p.Page {
-		fail(fmt.Errorf("need -messages >= -rooms > 0 and more than -page messages per room"))
+		return fmt.Errorf("need -messages >= -rooms > 0 and more than -page messages per room")
 	}
 	p.Messages -= p.Messages % p.Rooms
+	log, err := logging.New(logLevel, "console")
+	if err != nil {
+		return err
+	}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "storebench-")
 		if err != nil {
-			fail(err)
+			return err
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	log, err := logging.New(logLevel, "console")
+	out, err := compare(context.Background(), p, dir, log)
 	if err != nil {
-		fail(err)
-	}
-	out, err := run(context.Background(), p, dir, log)
-	if err != nil {
-		fail(err)
+		return err
 	}
 	printMarkdown(os.Stdout, out)
-	if jsonPath != "" {
-		b, _ := json.MarshalIndent(out, "", "  ")
-		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
-			fail(err)
-		}
+	if jsonPath == "" {
+		return nil
 	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(jsonPath, append(b, '\n'), 0o644)
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "storebench:", err)
-	os.Exit(1)
-}
-
-func run(ctx context.Context, p params, dir string, log *zap.Logger) (*output, error) {
+// compare publishes the backlog, then measures each store in turn.
+func compare(ctx context.Context, p params, dir string, log *zap.Logger) (*output, error) {
 	out := &output{Machine: report.DescribeMachine(), Params: p}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		out.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ") // 1, 5 and 15 minutes
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			out.LoadAvg = strings.Join(f[:3], " ")
+		}
 	}
 	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Name: "storebench", Port: -1, StoreDir: filepath.Join(dir, "nats")})
 	if err != nil {
@@ -228,17 +237,18 @@ func openStore(ctx context.Context, name string, p params, dir string, log *zap.
 			Consistency:       p.Consistency,
 			ReplicationFactor: 1,
 		}
-		if err := scyllastore.Migrate(ctx, cfg, log); err != nil {
-			return nil, nil, err
-		}
 		drop := func() {
 			if err := dropKeyspace(cfg); err != nil {
 				log.Warn("drop keyspace", zap.String("keyspace", cfg.Keyspace), zap.Error(err))
 			}
 		}
-		st, err := scyllastore.Open(ctx, cfg, log)
+		err := scyllastore.Migrate(ctx, cfg, log)
+		var st *scyllastore.Store
+		if err == nil {
+			st, err = scyllastore.Open(ctx, cfg, log)
+		}
 		if err != nil {
-			drop()
+			drop() // Migrate may have created it before failing
 			return nil, nil, err
 		}
 		return st, func() { st.Close(); drop() }, nil

@@ -262,6 +262,9 @@ func printOutcome(w io.Writer, dir string, o *scenario.Outcome) {
 	if l := o.Result.Run.Latency.SendDeliver; l.Count > 0 {
 		fmt.Fprintf(w, "  send→deliver: p50 %v, p99 %v, max %v\n", l.P50, l.P99, l.Max)
 	}
+	for _, n := range o.Findings.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
 	for _, f := range o.Findings.Figures {
 		fmt.Fprintf(w, "  %s: %s\n", f.Name, f.Text())
 	}

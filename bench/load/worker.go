@@ -120,7 +120,7 @@ func (w *Worker) Connect(ctx context.Context) {
 					return
 				}
 				w.fail("connect", err)
-				if !Sleep(ctx, backoff(reconnectBackoff, attempt)) {
+				if attempt == connectAttempts || !Sleep(ctx, backoff(reconnectBackoff, attempt)) {
 					return
 				}
 			}

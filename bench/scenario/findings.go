@@ -20,6 +20,7 @@ import (
 type Findings struct {
 	Figures []Figure `json:"figures"`
 	Tables  []Table  `json:"tables,omitempty"`
+	Notes   []string `json:"notes,omitempty"` // what went wrong with the run itself
 }
 
 // Figure is one measured value.
@@ -41,6 +42,7 @@ type Table struct {
 func (f *Findings) add(o Findings) {
 	f.Figures = append(f.Figures, o.Figures...)
 	f.Tables = append(f.Tables, o.Tables...)
+	f.Notes = append(f.Notes, o.Notes...)
 }
 
 func (f *Findings) figure(name string, v float64, unit, note string) {
@@ -96,7 +98,7 @@ func fmtBytes(v float64) string {
 }
 
 func fmtNum(v float64) string {
-	if v == float64(int64(v)) || v >= 1000 {
+	if v == float64(int64(v)) || v >= 100 {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.3g", v)
@@ -105,7 +107,14 @@ func fmtNum(v float64) string {
 // markdown renders the findings as a summary.md section.
 func (f Findings) markdown() string {
 	var b strings.Builder
-	b.WriteString("\n## Findings\n\n| Figure | Value | Note |\n| --- | --: | --- |\n")
+	b.WriteString("\n## Findings\n\n")
+	for _, n := range f.Notes {
+		fmt.Fprintf(&b, "- **%s**\n", n)
+	}
+	if len(f.Notes) > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString("| Figure | Value | Note |\n| --- | --: | --- |\n")
 	for _, fg := range f.Figures {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(fg.Name), fg.Text(), cell(fg.Note))
 	}
@@ -216,12 +225,14 @@ func stepFindings(f *Findings, o *Outcome) {
 		f.figure("Server backlog after the drain", float64(*o.Backlog), "",
 			"messages the processor or the archiver had not finished when every client had its deliveries")
 	}
+	if bl := o.Result.Baselines; len(bl) > 0 && bl[0].Run.Server != nil && bl[0].Run.Totals.Acked > 0 && o.Server != nil && t.Count(load.Sent) > 0 {
+		f.figure("Server CPU per message", 1e6*o.Server.Summary.Total.CPUSeconds/float64(t.Count(load.Sent)), "µs",
+			"over the steps and their drains, its deliveries included")
+		f.figure("Server CPU per message, raw JetStream", 1e6*bl[0].Run.Server.Summary.Total.CPUSeconds/float64(bl[0].Run.Totals.Acked), "µs",
+			"the baseline's async publish with acks, for comparison")
+	}
 	if n := t.Count(load.Retried); n > 0 {
 		f.figure("Send retries", float64(n), "", fmt.Sprintf("same client_msg_id; %d acks said duplicate", t.Count(load.DuplicateAcks)))
-	}
-	if bl := o.Result.Baselines; len(bl) > 0 && bl[0].Run.Throughput.AckedPerSec > 0 {
-		f.figure("Sent/s ÷ raw JetStream publish/s", o.Result.Run.Throughput.SentPerSec/bl[0].Run.Throughput.AckedPerSec, "",
-			"this run's send rate as a share of what the same server's JetStream takes raw")
 	}
 }
 

@@ -65,7 +65,7 @@ BENCH_NATS ?= 4222
 BENCH_NATS_HTTP ?= 8222
 bench: build
 	@data=$$(mktemp -d); \
-	./$(BIN) dev --data-dir $$data --log-level warn --http-addr $(BENCH_HTTP) \
+	./$(BIN) dev --data-dir $$data --log-level warn --http-addr $(BENCH_HTTP) --rate-send -1 --rate-requests -1 \
 		--nats-port $(BENCH_NATS) --nats-http-port $(BENCH_NATS_HTTP) & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid; rm -rf $$data' EXIT; \
 	run() { ./$(BIN) bench "$$@" --url ws://$(BENCH_HTTP)/ws --nats-url nats://127.0.0.1:$(BENCH_NATS) \

@@ -93,8 +93,10 @@ type Node struct {
 }
 
 // Start brings up the configured roles; Close stops them.
-func Start(ctx context.Context, cfg Config, log *zap.Logger) (n *Node, err error) {
-	n = &Node{cfg: cfg, log: log}
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error) {
+	n := &Node{cfg: cfg, log: log}
+	// On failure, release what was started; the returned node is nil, so
+	// the deferred close must hold its own reference.
 	defer func() {
 		if err != nil {
 			n.Close()

@@ -34,7 +34,7 @@ var reconnectScenario = Scenario{
 			rooms := max(1, *clients / *roomSize)
 			d := Design{
 				Params: map[string]any{
-					"clients": *clients, "rooms": rooms, "rate": *rate, "duration": duration.String(), "drop_at": at.String(),
+					"clients": *clients, "rooms": rooms, "rate": *rate, "duration": duration.String(), "drop_at": at.Round(time.Millisecond).String(),
 				},
 				Findings: reconnectFindings,
 			}

@@ -21,11 +21,11 @@ type accountsAPI struct {
 
 func (g *Gateway) routeAccounts(mux *router) {
 	a := &accountsAPI{g: g, c: accounts.NewClient(g.nc)}
-	mux.HandleFunc("POST /api/v1/accounts", a.register)
+	mux.HandleFunc("POST /api/v1/accounts", anonymous(a, http.StatusCreated, a.c.Register))
 	mux.HandleFunc("GET /api/v1/accounts/me", g.authed(a.me))
 	mux.HandleFunc("PUT /api/v1/accounts/me/password", g.withClaims(a.changePassword))
-	mux.HandleFunc("POST /api/v1/sessions", a.login)
-	mux.HandleFunc("POST /api/v1/sessions/refresh", a.refresh)
+	mux.HandleFunc("POST /api/v1/sessions", anonymous(a, http.StatusOK, a.c.Login))
+	mux.HandleFunc("POST /api/v1/sessions/refresh", anonymous(a, http.StatusOK, a.c.Refresh))
 	mux.HandleFunc("DELETE /api/v1/sessions/current", g.withClaims(a.logout))
 	mux.HandleFunc("GET /api/v1/users", g.authed(a.users))
 	mux.HandleFunc("GET /api/v1/users/{user}", g.authed(a.user))
@@ -104,37 +104,19 @@ func (a *accountsAPI) queryLimit(w http.ResponseWriter, r *http.Request) (int, b
 	return n, err == nil
 }
 
-func (a *accountsAPI) register(w http.ResponseWriter, r *http.Request) {
-	var req accounts.Register
-	if !a.decode(w, r, &req) {
-		return
+// anonymous serves a call made before login (register, log in, refresh):
+// decode the body, call the service, answer status with its result.
+func anonymous[Req, Res any](a *accountsAPI, status int, call func(context.Context, Req) (Res, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if !a.decode(w, r, &req) {
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		res, err := call(ctx, req)
+		respond(a, w, r, status, res, err)
 	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
-	res, err := a.c.Register(ctx, req)
-	respond(a, w, r, http.StatusCreated, res, err)
-}
-
-func (a *accountsAPI) login(w http.ResponseWriter, r *http.Request) {
-	var req accounts.Credentials
-	if !a.decode(w, r, &req) {
-		return
-	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
-	res, err := a.c.Login(ctx, req)
-	respond(a, w, r, http.StatusOK, res, err)
-}
-
-func (a *accountsAPI) refresh(w http.ResponseWriter, r *http.Request) {
-	var req accounts.Refresh
-	if !a.decode(w, r, &req) {
-		return
-	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
-	res, err := a.c.Refresh(ctx, req)
-	respond(a, w, r, http.StatusOK, res, err)
 }
 
 func (a *accountsAPI) logout(w http.ResponseWriter, r *http.Request, c auth.Claims) {

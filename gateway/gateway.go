@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,20 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /metrics", g.serveMetrics)
 	g.routeAPI(mux)
 	mux.Handle("GET /", web.Handler())
+	return mux
+}
+
+// DebugHandler serves /metrics and the runtime profiles (/debug/pprof/)
+// for a per-process listener: processes sharing the client port with
+// SO_REUSEPORT answer /metrics there at random, so each one is scraped
+// and profiled on its own address.
+func (g *Gateway) DebugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", g.serveMetrics)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

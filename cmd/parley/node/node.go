@@ -8,8 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,6 +54,7 @@ type Config struct {
 
 	HTTPAddr  string // gateway listener, e.g. ":8080"
 	ReusePort bool   // SO_REUSEPORT: several gateway processes share HTTPAddr
+	DebugAddr string // "" or this process's own /metrics and /debug/pprof listener
 	TokenKey  string // access token signing key; "" = generated under DataDir
 	TokenTTL  time.Duration
 
@@ -76,6 +79,7 @@ type Node struct {
 	st      store.Store
 	gw      *gateway.Gateway
 	ln      net.Listener
+	debugLn net.Listener
 	history micro.Service
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -246,6 +250,18 @@ func (n *Node) startGateway(ctx context.Context) error {
 		return err
 	}
 	n.run("gateway", func() error { return n.gw.Serve(n.ln) })
+	if n.cfg.DebugAddr != "" {
+		if n.debugLn, err = net.Listen("tcp", n.cfg.DebugAddr); err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: n.gw.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		n.run("debug listener", func() error {
+			if err := srv.Serve(n.debugLn); !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	n.log.Info("gateway listening", zap.String("addr", n.ln.Addr().String()))
 	return nil
 }
@@ -289,6 +305,9 @@ func (n *Node) close() {
 		n.gw.Drain(ctx)
 		cancel()
 		n.gw.Shutdown()
+	}
+	if n.debugLn != nil {
+		_ = n.debugLn.Close()
 	}
 	if n.cancel != nil {
 		n.cancel()

@@ -101,6 +101,7 @@ type Gateway struct {
 	resultsSubject string
 	resultsSub     *nats.Subscription
 	hubs           *hubs
+	subs           *subscriptions // made by Start
 	users          *users
 	limiters       *limiters
 	revoked        Revocations // nil: no session is ever revoked
@@ -138,6 +139,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer
 // Start prepares the transport and subscribes to the processor's results
 // for this gateway.
 func (g *Gateway) Start() error {
+	g.subs = newSubscriptions(g.nc)
 	var err error
 	if g.transport, err = g.newServer(); err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -189,6 +191,9 @@ func (g *Gateway) Shutdown() {
 		_ = g.resultsSub.Unsubscribe()
 	}
 	g.users.close()
+	if g.subs != nil {
+		g.subs.stop()
+	}
 }
 
 // Connections is the number of open client connections.

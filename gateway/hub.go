@@ -80,7 +80,7 @@ func (hs *hubs) release(h *hub) {
 		delete(hs.m, h.room)
 	}
 	if h.sub != nil {
-		_ = h.sub.Unsubscribe()
+		h.g.subs.unsubscribe(h.sub)
 		h.stopSignals()
 	}
 }
@@ -97,17 +97,16 @@ func (hs *hubs) count() int {
 func (h *hub) init(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	sub, err := h.g.nc.Subscribe(bus.RoomEvents(h.room), h.onLive)
+	sub, err := h.g.subs.subscribe(bus.RoomEvents(h.room), h.onLive)
 	if err != nil {
 		return err
 	}
-	_ = sub.SetPendingLimits(-1, 256<<20)
 	head, err := h.g.roomLog.Head(ctx, h.room)
 	if err == nil {
 		err = h.initSignals(ctx)
 	}
 	if err != nil {
-		_ = sub.Unsubscribe()
+		h.g.subs.unsubscribe(sub)
 		return err
 	}
 	h.sub, h.head = sub, head

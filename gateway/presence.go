@@ -24,21 +24,27 @@ const (
 	contactRoomsPage = 500
 )
 
-// presenceContacts lists the users whose presence user follows: friends,
-// and the other members of user's small rooms (at most SmallRoom members;
-// larger rooms show an online count instead). They are read once per
-// connection to a gateway that has none of the user's yet; new friends and
-// direct rooms are added live (see befriend), other rooms joined later
-// count from the next connection.
-func (g *Gateway) presenceContacts(ctx context.Context, user string) ([]string, error) {
-	var friends []string
-	for after := ""; len(friends) < maxContactRooms; {
+// follows is what a user's presence follows: friends, and the members of
+// the user's small rooms (at most SmallRoom members; larger rooms show an
+// online count instead).
+type follows struct {
+	friends []string
+	rooms   map[string][]string // small room -> its members
+}
+
+// presenceFollows reads what user follows. It is read once per connection
+// to a gateway that has none of the user's yet; new friends and direct
+// rooms are added live (see befriend), other rooms joined later count from
+// the next connection.
+func (g *Gateway) presenceFollows(ctx context.Context, user string) (follows, error) {
+	var f follows
+	for after := ""; len(f.friends) < maxContactRooms; {
 		page, err := g.rooms.Relations(ctx, user, store.ListFriends, after, contactRoomsPage)
 		if err != nil {
-			return nil, err
+			return f, err
 		}
-		for _, f := range page {
-			friends = append(friends, f.User)
+		for _, r := range page {
+			f.friends = append(f.friends, r.User)
 		}
 		if len(page) < contactRoomsPage {
 			break
@@ -49,7 +55,7 @@ func (g *Gateway) presenceContacts(ctx context.Context, user string) ([]string, 
 	for after := ""; len(rooms) < maxContactRooms; {
 		page, err := g.rooms.UserRooms(ctx, user, after, contactRoomsPage)
 		if err != nil {
-			return nil, err
+			return f, err
 		}
 		rooms = append(rooms, page...)
 		if len(page) < contactRoomsPage {
@@ -62,9 +68,10 @@ func (g *Gateway) presenceContacts(ctx context.Context, user string) ([]string, 
 	eg.SetLimit(16)
 	for i, room := range rooms {
 		eg.Go(func() error {
-			ms, _, err := g.smallRoomMembers(ctx, room)
-			for _, m := range ms {
-				if m.User != user {
+			ms, small, err := g.smallRoomMembers(ctx, room)
+			if small {
+				members[i] = make([]string, 0, len(ms))
+				for _, m := range ms {
 					members[i] = append(members[i], m.User)
 				}
 			}
@@ -72,22 +79,43 @@ func (g *Gateway) presenceContacts(ctx context.Context, user string) ([]string, 
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return nil, err
+		return f, err
 	}
-	contacts := slices.Concat(append(members, friends)...)
-	slices.Sort(contacts)
-	return slices.Compact(contacts), nil
+	f.rooms = make(map[string][]string)
+	for i, room := range rooms {
+		if members[i] != nil {
+			f.rooms[room] = members[i]
+		}
+	}
+	return f, nil
 }
 
-// follow subscribes to the presence of lu's contacts (on lu's first
-// session here) and tells s where they stand now.
+// A contact is a user whose presence local users follow: as a friend
+// (friendOf), or as a member of a small room of theirs (circles).
+type contact struct {
+	id       string
+	friendOf []*localUser
+	circles  []*circle
+}
+
+// A circle is a small room some local users are in: they follow all its
+// members. Kept once per room, not per follower, so following the members
+// of small rooms costs a gateway per room, not per pair of members.
+type circle struct {
+	room    string
+	members []*contact   // as read when followed, new members merged in
+	locals  []*localUser // local users following the room's members
+}
+
+// follow records whom lu follows (on lu's first session here) and tells s
+// where they stand now.
 func (u *users) follow(lu *localUser, s *session, first bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), u.g.cfg.RequestTimeout)
 	defer cancel()
-	var contacts []string
+	var f follows
 	if first {
 		var err error
-		if contacts, err = u.g.presenceContacts(ctx, lu.id); err != nil {
+		if f, err = u.g.presenceFollows(ctx, lu.id); err != nil {
 			u.g.log.Warn("presence contacts unavailable", zap.String("user", lu.id), zap.Error(err))
 		}
 	}
@@ -98,9 +126,12 @@ func (u *users) follow(lu *localUser, s *session, first bool) {
 		u.mu.Unlock()
 		return // all the user's sessions here closed meanwhile
 	case first:
-		lu.contacts, lu.following = contacts, true
-		for _, c := range contacts {
-			u.watch(c, lu)
+		lu.following = true
+		for _, id := range f.friends {
+			u.addFriend(lu, id)
+		}
+		for room, members := range f.rooms {
+			u.joinCircle(lu, room, members)
 		}
 		// Sessions that joined while the contacts were read were told
 		// nothing yet.
@@ -109,9 +140,33 @@ func (u *users) follow(lu *localUser, s *session, first bool) {
 		u.mu.Unlock()
 		return // the first session's follow tells s
 	}
-	contacts = lu.contacts
+	contacts := lu.contactIDs()
 	u.mu.Unlock()
 	u.tell(ctx, contacts, targets)
+}
+
+// contactIDs lists whom lu follows, once each. Under u.mu.
+func (lu *localUser) contactIDs() []string {
+	var ids []string
+	for _, c := range lu.friends {
+		ids = append(ids, c.id)
+	}
+	for _, ci := range lu.circles {
+		for _, c := range ci.members {
+			if c.id != lu.id {
+				ids = append(ids, c.id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// follows reports whether lu follows id already. Under u.mu.
+func (lu *localUser) follows(id string) bool {
+	isID := func(c *contact) bool { return c.id == id }
+	return slices.ContainsFunc(lu.friends, isID) ||
+		slices.ContainsFunc(lu.circles, func(ci *circle) bool { return slices.ContainsFunc(ci.members, isID) })
 }
 
 // befriend makes a and b follow each other's presence from now on, where
@@ -124,12 +179,11 @@ func (u *users) befriend(a, b string) {
 		user, contact := pair[0], pair[1]
 		u.mu.Lock()
 		lu := u.m[user]
-		if lu == nil || !lu.following || slices.Contains(lu.contacts, contact) {
+		if lu == nil || !lu.following || lu.follows(contact) {
 			u.mu.Unlock()
 			continue
 		}
-		lu.contacts = append(lu.contacts, contact)
-		u.watch(contact, lu)
+		u.addFriend(lu, contact)
 		sessions := slices.Collect(maps.Keys(lu.sessions))
 		u.mu.Unlock()
 		u.tell(ctx, []string{contact}, sessions)
@@ -175,39 +229,80 @@ func (u *users) tell(ctx context.Context, contacts []string, sessions []*session
 	}
 }
 
-// watch adds lu to contact's followers, subscribing on the first. Under
-// u.mu.
-func (u *users) watch(contact string, lu *localUser) {
-	w := u.watched[contact]
-	if w == nil {
-		sub, err := u.g.nc.Subscribe(bus.PresenceEvents(contact), u.onPresence)
-		if err != nil {
-			u.g.log.Warn("presence subscription failed", zap.String("contact", contact), zap.Error(err))
-			return
-		}
-		w = &watch{sub: sub, followers: make(map[*localUser]struct{})}
-		u.watched[contact] = w
+// contact returns id's contact, making it. Under u.mu.
+func (u *users) contact(id string) *contact {
+	c := u.contacts[id]
+	if c == nil {
+		c = &contact{id: id}
+		u.contacts[id] = c
 	}
-	w.followers[lu] = struct{}{}
+	return c
 }
 
-// unfollow drops lu from its contacts' followers, unsubscribing from those
-// nobody here follows any more. Under u.mu.
+// addFriend makes lu follow id as a friend. Under u.mu.
+func (u *users) addFriend(lu *localUser, id string) {
+	c := u.contact(id)
+	c.friendOf = append(c.friendOf, lu)
+	lu.friends = append(lu.friends, c)
+}
+
+// joinCircle makes lu follow the members of room. A circle already kept
+// for room takes the members just read that it lacks. Under u.mu.
+func (u *users) joinCircle(lu *localUser, room string, members []string) {
+	ci := u.circles[room]
+	if ci == nil {
+		ci = &circle{room: room}
+		u.circles[room] = ci
+	}
+	for _, id := range members {
+		if !slices.ContainsFunc(ci.members, func(c *contact) bool { return c.id == id }) {
+			c := u.contact(id)
+			c.circles = append(c.circles, ci)
+			ci.members = append(ci.members, c)
+		}
+	}
+	ci.locals = append(ci.locals, lu)
+	lu.circles = append(lu.circles, ci)
+}
+
+// unfollow forgets whom lu followed, and the contacts and circles nobody
+// here follows any more. Under u.mu.
 func (u *users) unfollow(lu *localUser) {
-	for _, c := range lu.contacts {
-		w := u.watched[c]
-		if w == nil {
+	for _, c := range lu.friends {
+		c.friendOf = without(c.friendOf, lu)
+		u.dropUnfollowed(c)
+	}
+	for _, ci := range lu.circles {
+		if ci.locals = without(ci.locals, lu); len(ci.locals) > 0 {
 			continue
 		}
-		delete(w.followers, lu)
-		if len(w.followers) == 0 {
-			_ = w.sub.Unsubscribe()
-			delete(u.watched, c)
+		delete(u.circles, ci.room)
+		for _, c := range ci.members {
+			c.circles = without(c.circles, ci)
+			u.dropUnfollowed(c)
 		}
+	}
+	lu.friends, lu.circles = nil, nil
+}
+
+func (u *users) dropUnfollowed(c *contact) {
+	if len(c.friendOf) == 0 && len(c.circles) == 0 {
+		delete(u.contacts, c.id)
 	}
 }
 
-// onPresence pushes a contact's transition to its local followers.
+// without removes one occurrence of x from s, not keeping order.
+func without[T comparable](s []T, x T) []T {
+	if i := slices.Index(s, x); i >= 0 {
+		s[i] = s[len(s)-1]
+		s[len(s)-1] = *new(T)
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// onPresence pushes a user's transition to the local users following
+// them, once each.
 func (u *users) onPresence(m *nats.Msg) {
 	ev := new(pb.PresenceEvent)
 	if err := proto.Unmarshal(m.Data, ev); err != nil {
@@ -217,11 +312,26 @@ func (u *users) onPresence(m *nats.Msg) {
 	sg := &signal{f: &pb.ServerFrame{Kind: &pb.ServerFrame_Presence{Presence: ev}}}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if w := u.watched[ev.User]; w != nil {
-		for lu := range w.followers {
-			for s := range lu.sessions {
-				s.pushSignal(sg)
-			}
+	c := u.contacts[ev.User]
+	if c == nil {
+		return // nobody here follows them
+	}
+	told := make(map[*localUser]struct{})
+	tell := func(lu *localUser) {
+		if _, done := told[lu]; done || lu.id == ev.User {
+			return
+		}
+		told[lu] = struct{}{}
+		for s := range lu.sessions {
+			s.pushSignal(sg)
+		}
+	}
+	for _, lu := range c.friendOf {
+		tell(lu)
+	}
+	for _, ci := range c.circles {
+		for _, lu := range ci.locals {
+			tell(lu)
 		}
 	}
 }

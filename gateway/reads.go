@@ -39,14 +39,14 @@ func (s *session) markRead(ctx context.Context, id uint64, user string, r *pb.Ma
 	}
 	head, err := s.g.roomLog.Head(ctx, room)
 	if err != nil {
-		s.log.Warn("room head unavailable", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("room head unavailable", zap.String("room", room), zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "room unavailable, retry"))
 		return
 	}
 	seq := min(r.GetSeq(), head)
 	cursor, err := s.g.rooms.MarkRead(ctx, user, room, seq)
 	if err != nil {
-		s.log.Warn("mark read failed", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("mark read failed", zap.String("room", room), zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "mark read failed, retry"))
 		return
 	}
@@ -59,7 +59,7 @@ func (s *session) markRead(ctx context.Context, id uint64, user string, r *pb.Ma
 	}}})
 	small, err := s.g.smallRoom(ctx, room)
 	if err != nil {
-		s.log.Warn("room size unavailable, no read receipt", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("room size unavailable, no read receipt", zap.String("room", room), zap.Error(err))
 		return
 	}
 	if small {

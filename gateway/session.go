@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,7 +26,6 @@ type session struct {
 	id    string
 	conn  Conn
 	codec protocol.Codec
-	log   *zap.Logger
 
 	authTimer *time.Timer
 
@@ -33,7 +33,7 @@ type session struct {
 	user   string
 	login  string      // the token's login session (auth.Claims.SessionID), set with user
 	limits *userLimits // set with user
-	subs   map[string]*hub
+	subs   []*hub      // the rooms subscribed, a few per connection
 	closed bool
 }
 
@@ -43,12 +43,10 @@ func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
 		id:    g.cfg.ID + "-" + strconv.FormatUint(g.nextSession.Add(1), 36),
 		conn:  c,
 		codec: codec,
-		subs:  make(map[string]*hub),
 	}
-	s.log = g.log.With(zap.String("session", s.id))
 	s.authTimer = time.AfterFunc(g.cfg.AuthTimeout, func() {
 		if s.userID() == "" {
-			s.log.Info("closing: no authentication in time")
+			s.logger().Info("closing: no authentication in time")
 			c.Close(protocol.ClosePolicy, "authenticate first")
 		}
 	})
@@ -63,18 +61,28 @@ func (s *session) userID() string {
 	return s.user
 }
 
+// logger names the session and its user. It is made per call: sessions
+// log rarely, and a child logger kept per connection would cost more
+// memory than all the rest of an idle connection. Never call it under mu.
+func (s *session) logger() *zap.Logger {
+	if user := s.userID(); user != "" {
+		return s.g.log.With(zap.String("session", s.id), zap.String("user", user))
+	}
+	return s.g.log.With(zap.String("session", s.id))
+}
+
 // send encodes and queues a frame.
 func (s *session) send(f *pb.ServerFrame) {
 	data, err := s.codec.EncodeServer(f)
 	if err != nil {
-		s.log.Error("encode failed", zap.Error(err))
+		s.logger().Error("encode failed", zap.Error(err))
 		return
 	}
 	s.conn.Send(data)
 }
 
 func (s *session) fail(id uint64, e *pb.Error) {
-	s.log.Info("request failed", zap.Uint64("id", id), zap.Stringer("code", e.Code), zap.String("message", e.Message))
+	s.logger().Info("request failed", zap.Uint64("id", id), zap.Stringer("code", e.Code), zap.String("message", e.Message))
 	s.send(protocol.ErrorFrame(id, e))
 }
 
@@ -148,7 +156,6 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 		return
 	}
 	s.authTimer.Stop()
-	s.log = s.log.With(zap.String("user", claims.User))
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
 		UserId: claims.User, SessionId: s.id, ServerTime: time.Now().UnixMilli(),
 	}}})
@@ -194,7 +201,7 @@ func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb
 		}
 	}
 	if err != nil {
-		s.log.Warn("publish to CHAT_IN failed", zap.Error(err))
+		s.logger().Warn("publish to CHAT_IN failed", zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not accepted, retry with the same client_msg_id"))
 	}
 }
@@ -219,7 +226,7 @@ func (s *session) checkMember(ctx context.Context, room, user string) *pb.Error 
 		if errors.Is(err, store.ErrNotFound) {
 			return protocol.Errorf(pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room %s does not exist or you are not a member", room)
 		}
-		s.log.Warn("membership check failed", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("membership check failed", zap.String("room", room), zap.Error(err))
 		return protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "membership check failed, retry")
 	}
 	return nil
@@ -234,7 +241,7 @@ func (s *session) subscribe(ctx context.Context, id uint64, user string, sub *pb
 	s.leave(room) // a second Subscribe restarts delivery from its after_seq
 	h, err := s.g.hubs.acquire(ctx, room)
 	if err != nil {
-		s.log.Warn("room hub failed", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("room hub failed", zap.String("room", room), zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "room unavailable, retry"))
 		return
 	}
@@ -244,7 +251,7 @@ func (s *session) subscribe(ctx context.Context, id uint64, user string, sub *pb
 		s.g.hubs.release(h)
 		return
 	}
-	s.subs[room] = h
+	s.subs = append(s.subs, h)
 	s.mu.Unlock()
 	var after *uint64
 	if sub.AfterSeq != nil {
@@ -254,7 +261,7 @@ func (s *session) subscribe(ctx context.Context, id uint64, user string, sub *pb
 	if err := h.join(ctx, s, id, after); err != nil {
 		// A gap we could not fill: better the client reconnects and
 		// resumes than sees a hole.
-		s.log.Warn("catch-up failed", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("catch-up failed", zap.String("room", room), zap.Error(err))
 		s.conn.Close(protocol.CloseInternal, "catch-up failed, resume again")
 	}
 }
@@ -262,23 +269,33 @@ func (s *session) subscribe(ctx context.Context, id uint64, user string, sub *pb
 // leave ends this session's subscription to room, if any.
 func (s *session) leave(room string) bool {
 	s.mu.Lock()
-	h, ok := s.subs[room]
-	delete(s.subs, room)
+	i := s.hubIndex(room)
+	var h *hub
+	if i >= 0 {
+		h = s.subs[i]
+		s.subs = slices.Delete(s.subs, i, i+1)
+	}
 	s.mu.Unlock()
-	if ok {
+	if h != nil {
 		h.leave(s)
 		s.g.hubs.release(h)
 	}
-	return ok
+	return h != nil
+}
+
+// hubIndex is the position of room's hub in subs, or -1. Under mu.
+func (s *session) hubIndex(room string) int {
+	return slices.IndexFunc(s.subs, func(h *hub) bool { return h.room == room })
 }
 
 // dropHub ends the session's subscription through h, if it still holds it
 // (the member left or was removed from the room).
 func (s *session) dropHub(h *hub) {
 	s.mu.Lock()
-	held := s.subs[h.room] == h
+	i := slices.Index(s.subs, h)
+	held := i >= 0
 	if held {
-		delete(s.subs, h.room)
+		s.subs = slices.Delete(s.subs, i, i+1)
 	}
 	s.mu.Unlock()
 	if held {
@@ -299,7 +316,7 @@ func (s *session) history(ctx context.Context, id uint64, user string, q *pb.His
 	}
 	page, err := s.g.historyPage(ctx, room, q.BeforeSeq, q.AfterSeq, protocol.HistoryLimit(q.GetLimit()))
 	if err != nil {
-		s.log.Warn("history failed", zap.String("room", room), zap.Error(err))
+		s.logger().Warn("history failed", zap.String("room", room), zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "history unavailable, retry"))
 		return
 	}

@@ -97,7 +97,7 @@ func (h *hub) initSignals(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := h.g.nc.Subscribe(bus.RoomSignals(h.room), h.onSignal)
+	sub, err := h.g.subs.subscribe(bus.RoomSignals(h.room), h.onSignal)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (h *hub) stopSignals() {
 	if h.signals.sub == nil {
 		return
 	}
-	_ = h.signals.sub.Unsubscribe()
+	h.g.subs.unsubscribe(h.signals.sub)
 	if h.signals.large {
 		h.reportOnline(0)
 	}

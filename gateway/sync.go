@@ -36,7 +36,7 @@ func (s *session) sync(ctx context.Context, id uint64, user string, q *pb.Sync) 
 	limit = min(limit, maxSyncLimit)
 	rooms, err := s.g.rooms.UserRooms(ctx, user, q.GetAfterRoom(), limit)
 	if err != nil {
-		s.log.Warn("sync failed", zap.Error(err))
+		s.logger().Warn("sync failed", zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "rooms unavailable, retry"))
 		return
 	}
@@ -50,7 +50,7 @@ func (s *session) sync(ctx context.Context, id uint64, user string, q *pb.Sync) 
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		s.log.Warn("sync failed", zap.Error(err))
+		s.logger().Warn("sync failed", zap.Error(err))
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "rooms unavailable, retry"))
 		return
 	}

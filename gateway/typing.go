@@ -38,8 +38,7 @@ func (s *session) typing(ctx context.Context, id uint64, user string, t *pb.Typi
 func (s *session) subscribed(room string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.subs[room]
-	return ok
+	return s.hubIndex(room) >= 0
 }
 
 // ok answers a request that has no other result.

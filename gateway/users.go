@@ -22,37 +22,34 @@ type localUser struct {
 	sessions map[*session]struct{}
 	events   *nats.Subscription // user.<id>.ev: frames for all the user's devices
 	typing   *rate.Limiter      // shared by the user's connections here
-	// contacts are the users whose presence this user follows; following
-	// is set once they are read (on the user's first connection here).
-	contacts  []string
+	// Whose presence the user follows (presence.go), set once read on the
+	// user's first connection here (following).
+	friends   []*contact
+	circles   []*circle
 	following bool
 }
 
-// users holds the gateway's local users and, for presence, one
-// subscription per contact any of them follows.
+// users holds the gateway's local users and whose presence they follow.
 //
-// Cost: one user.<id>.ev subscription per online user and one
-// presence.<id> subscription per distinct contact; a presence transition
-// reaches only the gateways whose users follow it.
+// Cost: one user.<id>.ev subscription per online user. Presence needs no
+// subscription per contact: every gateway takes all transitions on one
+// wildcard subscription and drops those nobody here follows, and what a
+// user follows is kept as shared circles (one per small room) rather than
+// as a list of contacts per user.
 type users struct {
 	g       *Gateway
 	tracker *presence.Tracker
 	stop    context.CancelFunc
 	done    sync.WaitGroup
 
-	mu      sync.Mutex
-	m       map[string]*localUser
-	watched map[string]*watch // contact -> subscription and followers
-}
-
-// watch is the presence subscription of one contact.
-type watch struct {
-	sub       *nats.Subscription
-	followers map[*localUser]struct{}
+	mu       sync.Mutex
+	m        map[string]*localUser
+	contacts map[string]*contact // followed users, by id
+	circles  map[string]*circle  // followed small rooms, by room
 }
 
 func newUsers(g *Gateway) *users {
-	return &users{g: g, m: make(map[string]*localUser), watched: make(map[string]*watch)}
+	return &users{g: g, m: make(map[string]*localUser), contacts: make(map[string]*contact), circles: make(map[string]*circle)}
 }
 
 // start runs this gateway's presence tracker and online counts.
@@ -65,6 +62,9 @@ func (u *users) start() error {
 	}
 	u.tracker = tr
 	if _, err := u.g.nc.Subscribe(bus.ContactsSubject, u.onContactsChanged); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if _, err := u.g.nc.Subscribe(bus.PresenceEvents("*"), u.onPresence); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())
@@ -95,7 +95,7 @@ func (u *users) join(s *session, user string) {
 			sessions: make(map[*session]struct{}),
 			typing:   rate.NewLimiter(rate.Limit(u.g.cfg.Signals.TypingRate), u.g.cfg.Signals.TypingBurst),
 		}
-		sub, err := u.g.nc.Subscribe(bus.UserEvents(user), func(m *nats.Msg) { u.onUserEvent(lu, m) })
+		sub, err := u.g.subs.subscribe(bus.UserEvents(user), func(m *nats.Msg) { u.onUserEvent(lu, m) })
 		if err != nil {
 			u.g.log.Warn("user events subscription failed", zap.String("user", user), zap.Error(err))
 		}
@@ -117,7 +117,7 @@ func (u *users) leave(s *session, user string) {
 		if len(lu.sessions) == 0 {
 			delete(u.m, user)
 			if lu.events != nil {
-				_ = lu.events.Unsubscribe()
+				u.g.subs.unsubscribe(lu.events)
 			}
 			u.unfollow(lu)
 		}

@@ -28,8 +28,12 @@ test: vet test-web
 	$(CASSANDRA) start
 	$(MAKE) test-go; rc=$$?; $(CASSANDRA) stop; exit $$rc
 
+# The end-to-end tests run a second time on the portable goroutine-per-
+# connection WebSocket transport (on Pebble only: the store is not what
+# differs).
 test-go:
 	$(GO) test -race -count=1 -timeout 45m ./...
+	PARLEY_WS_TRANSPORT=goroutine PARLEY_TEST_STORES=pebble $(GO) test -race -count=1 -timeout 30m ./cmd/parley/node
 
 # The web client (gateway/web): SDK unit tests under Node, then browser tests
 # in Chromium against a real `parley dev`. Chromium (Debian) and the pinned

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +98,7 @@ func usage(w io.Writer) {
 // options are the flags every scenario shares.
 type options struct {
 	urls, natsURL, pids, out string
+	metricsURLs, apiURL      string
 	workers, perWorker       int
 	bodySize, eventBuffer    int
 	dial, inFlight           int
@@ -108,6 +110,9 @@ type options struct {
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.urls, "url", "ws://127.0.0.1:8080/ws", "gateway WebSocket URLs, comma-separated; clients are spread over them (loopback only)")
 	fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "the server's NATS, for the raw JetStream baseline (loopback only; empty: no baseline)")
+	fs.StringVar(&o.metricsURLs, "metrics-url", "", "Prometheus endpoints of the server processes, comma-separated, each scraped and summed: "+
+		"one per process when several share a port (their --debug-addr) (default: /metrics of each --url)")
+	fs.StringVar(&o.apiURL, "api-url", "", "HTTP API for the setup (tokens, rooms), e.g. a gateway that is not measured (default: the first --url's host)")
 	fs.StringVar(&o.pids, "server-pid", "", "server PIDs to sample, comma-separated (default: the processes listening on the gateway ports)")
 	fs.StringVar(&o.out, "out", report.DefaultRoot, "directory for result folders")
 	fs.IntVar(&o.workers, "workers", 0, "worker processes (default: enough for --per-worker)")
@@ -148,10 +153,29 @@ func (o *options) env(ctx context.Context, workerArgv []string) (scenario.Env, e
 			return env, fmt.Errorf("--url %q: %w", raw, err)
 		}
 		env.URLs = append(env.URLs, u.String())
-		env.Metrics = append(env.Metrics, "http://"+u.Host+"/metrics")
+		if m := "http://" + u.Host + "/metrics"; !slices.Contains(env.Metrics, m) {
+			env.Metrics = append(env.Metrics, m)
+		}
 		ports = append(ports, port)
 	}
 	env.API = "http://" + mustHost(env.URLs[0])
+	if o.metricsURLs != "" {
+		env.Metrics = nil
+		for _, raw := range strings.Split(o.metricsURLs, ",") {
+			u, err := httpLoopback(raw)
+			if err != nil {
+				return env, fmt.Errorf("--metrics-url %q: %w", raw, err)
+			}
+			env.Metrics = append(env.Metrics, u)
+		}
+	}
+	if o.apiURL != "" {
+		u, err := httpLoopback(o.apiURL)
+		if err != nil {
+			return env, fmt.Errorf("--api-url %q: %w", o.apiURL, err)
+		}
+		env.API = strings.TrimSuffix(u, "/")
+	}
 	if o.natsURL != "" {
 		u, err := url.Parse(o.natsURL)
 		if err == nil {
@@ -163,7 +187,7 @@ func (o *options) env(ctx context.Context, workerArgv []string) (scenario.Env, e
 		env.NATSURL = o.natsURL
 	}
 	if o.wait > 0 {
-		if err := waitHealthy(ctx, env.API+"/healthz", o.wait); err != nil {
+		if err := waitHealthy(ctx, "http://"+mustHost(env.URLs[0])+"/healthz", o.wait); err != nil {
 			return env, err
 		}
 	}
@@ -222,6 +246,23 @@ func loopbackPort(hostport string) (int, error) {
 		return 0, fmt.Errorf("%s is not a loopback address; the bench only targets this machine", host)
 	}
 	return port, nil
+}
+
+// httpLoopback checks an http:// URL on this machine and returns it
+// trimmed.
+func httpLoopback(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" {
+		return "", errors.New("want http://host:port/…")
+	}
+	if _, err := loopbackPort(u.Host); err != nil {
+		return "", err
+	}
+	return raw, nil
 }
 
 func mustHost(raw string) string {

@@ -35,6 +35,8 @@ type Result struct {
 	Start    time.Time      `json:"start"`
 	End      time.Time      `json:"end"`
 	Run      Run            `json:"run"`
+	// Servers are the server processes sampled, with their command lines.
+	Servers []ServerProcess `json:"servers,omitempty"`
 	// Baselines are other systems (or earlier runs, see Load) measured the
 	// same way, for comparison.
 	Baselines []Baseline `json:"baselines,omitempty"`

@@ -91,6 +91,7 @@ func summary(r *Result) string {
 		{"Machine", fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s, %s %s %s, %s",
 			m.CPUModel, m.Cores, m.GOMAXPROCS, size(m.MemoryBytes), m.OS, m.Kernel, m.Arch, m.GoVersion)},
 		{"Host", m.Hostname},
+		{"Server processes", DescribeServers(r.Servers)},
 	})
 
 	if len(r.Params) > 0 {
@@ -187,6 +188,13 @@ func summary(r *Result) string {
 				rows = append(rows, []string{ms.Metric, ms.Endpoint, num(ms.Last), num(ms.Max), num(ms.Mean)})
 			}
 			table(&b, []string{"Metric", "Endpoint", "last", "max", "mean"}, "llrrr", rows)
+		}
+	}
+
+	if len(r.Servers) > 0 {
+		p("\nCommand lines:\n\n")
+		for _, sp := range r.Servers {
+			p("- %d: `%s`\n", sp.PID, strings.Join(sp.Command, " "))
 		}
 	}
 

@@ -126,3 +126,16 @@ func readWord(b []byte, size int) uint64 {
 	}
 	return binary.NativeEndian.Uint64(b)
 }
+
+// ReadCmdline returns process pid's command line from /proc/<pid>/cmdline.
+func ReadCmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte{0})
+	if len(b) == 0 {
+		return nil, fmt.Errorf("process %d has no command line", pid)
+	}
+	return strings.Split(string(b), "\x00"), nil
+}

@@ -80,7 +80,50 @@ func connectFindings(o *Outcome) Findings {
 	if cpu, secs := cpuWindow(o.Server, o.Hold.Start, o.Hold.End); secs > 0 {
 		f.figure("Server CPU while holding", 100*cpu/secs, "%", "idle connections: heartbeats only (100% = one core)")
 	}
+	if t, ok := endpointTable(o.Server, o.Hold.Start); ok {
+		f.Tables = append(f.Tables, t)
+	}
 	return f
+}
+
+// endpointTable shows each scraped process's share of the hold, when
+// there are several (gateways sharing a port): means from from on of its
+// connections, RSS and Go heap+stacks.
+func endpointTable(r *sample.Result, from time.Time) (Table, bool) {
+	const conns, rss, heap, stacks = "parley_gateway_connections", "process_resident_memory_bytes",
+		"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes"
+	means := map[string]map[string]float64{}
+	var endpoints []string
+	for _, m := range r.Metrics {
+		at := map[time.Time]float64{}
+		for _, pt := range m.Points {
+			if !pt.Time.Before(from) {
+				at[pt.Time] = pt.Value
+			}
+		}
+		if means[m.Endpoint] == nil {
+			means[m.Endpoint] = map[string]float64{}
+			endpoints = append(endpoints, m.Endpoint)
+		}
+		means[m.Endpoint][m.Metric] = meanOf(at)
+	}
+	if len(endpoints) < 2 {
+		return Table{}, false
+	}
+	t := Table{
+		Title:  "Per process while holding",
+		Note:   "Means over the hold of each process's own /metrics. Heap+stacks per connection includes the process's fixed share.",
+		Header: []string{"endpoint", "connections", "RSS", "Go heap+stacks", "heap+stacks per connection"},
+	}
+	for _, e := range endpoints {
+		m := means[e]
+		per := "–"
+		if m[conns] > 0 {
+			per = fmtBytes((m[heap] + m[stacks]) / m[conns])
+		}
+		t.Rows = append(t.Rows, []string{e, fmtNum(m[conns]), fmtBytes(m[rss]), fmtBytes(m[heap] + m[stacks]), per})
+	}
+	return t, true
 }
 
 // meanProcs averages the sampled processes' summed RSS from from on.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -98,6 +99,7 @@ func Run(ctx context.Context, env Env, name string, d Design) (*Outcome, error) 
 		Design: d, Result: report.New(name, d.Params), Connect: load.NewAggregate(), Total: load.NewAggregate(),
 	}}
 	o := r.o
+	o.Result.Servers = serverProcesses(env.ServerPIDs)
 	r.settle(ctx)
 	if err := r.setup(ctx); err != nil {
 		return nil, err
@@ -385,6 +387,19 @@ func serverRSS(pids []int) int64 {
 	return n
 }
 
+// serverProcesses describes the sampled processes by their command lines,
+// secrets left out.
+func serverProcesses(pids []int) []report.ServerProcess {
+	out := make([]report.ServerProcess, len(pids))
+	for i, pid := range pids {
+		out[i].PID = pid
+		if cmd, err := sample.ReadCmdline(pid); err == nil {
+			out[i].Command = report.Redact(cmd)
+		}
+	}
+	return out
+}
+
 // wantedMetrics are the server metrics sampled when the server has them.
 var wantedMetrics = []string{
 	"parley_gateway_connections", "parley_gateway_rooms", "parley_gateway_deliveries_total",
@@ -415,7 +430,11 @@ func startSampler(ctx context.Context, env Env) *sample.Sampler {
 		cfg.Processes = append(cfg.Processes, sample.Target{Name: "server " + strconv.Itoa(i+1), PID: pid})
 	}
 	for i, url := range env.Metrics {
-		cfg.Endpoints = append(cfg.Endpoints, sample.Endpoint{Name: "gateway " + strconv.Itoa(i+1), URL: url})
+		name := "gateway " + strconv.Itoa(i+1)
+		if u, err := neturl.Parse(url); err == nil && len(env.Metrics) > 1 {
+			name += " (" + u.Host + ")"
+		}
+		cfg.Endpoints = append(cfg.Endpoints, sample.Endpoint{Name: name, URL: url})
 	}
 	have := scrape(ctx, env.Metrics)
 	for _, m := range wantedMetrics {

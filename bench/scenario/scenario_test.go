@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,12 +223,21 @@ func TestMegaroomFanout(t *testing.T) {
 func TestConnectHold(t *testing.T) {
 	n := startNode(t)
 	d := design(t, "connect", "--clients", "30", "--hold", "1500ms")
-	o := run(t, testEnv(t, n, coord.InProcess()), "connect", d)
+	env := testEnv(t, n, coord.InProcess())
+	// Two endpoints, as with gateways sharing a port (here both the same).
+	env.Metrics = append(env.Metrics, env.Metrics[0])
+	o := run(t, env, "connect", d)
 	if got := o.Result.Run.Totals.Connections; got != 30 || o.Result.Run.Totals.Errors != 0 {
 		t.Fatalf("%d connections, %d errors", got, o.Result.Run.Totals.Errors)
 	}
 	if !hasFigure(o, "Server RSS per connection") {
 		t.Fatalf("no memory figure in %+v", o.Findings.Figures)
+	}
+	if !slices.ContainsFunc(o.Findings.Tables, func(t Table) bool { return t.Title == "Per process while holding" && len(t.Rows) == 2 }) {
+		t.Fatalf("no per-process table in %+v", o.Findings.Tables)
+	}
+	if s := o.Result.Servers; len(s) != 1 || s[0].PID != os.Getpid() || len(s[0].Command) == 0 {
+		t.Fatalf("server processes %+v", s)
 	}
 }
 

@@ -56,41 +56,67 @@ var groupsScenario = Scenario{
 	Summary: "R rooms × M members, all online and subscribed, every member sending, S messages/s in total; " +
 		"--ramp steps through rates to find the highest one whose p99 send→deliver stays within --slo",
 	Bind: func(fs *flag.FlagSet) func() (Design, error) {
-		rooms := fs.Int("rooms", 100, "rooms")
-		members := fs.Int("members", 10, "members per room, one client each")
-		rate, duration := trafficFlags(fs, 2000, 30*time.Second)
-		ramp := fs.String("ramp", "", "comma-separated rates to run one after another, each for --duration (instead of --rate)")
+		grid := bindGrid(fs, 100, 10, 2000, 30*time.Second)
 		slo := fs.Duration("slo", 50*time.Millisecond, "the p99 send→deliver a sustained rate must keep")
 		return func() (Design, error) {
-			if err := positive(map[string]int{"rooms": *rooms, "members": *members}); err != nil {
-				return Design{}, err
-			}
-			rates, err := parseRates(*ramp, *rate)
+			d, err := grid.design()
 			if err != nil {
 				return Design{}, err
 			}
-			if err := checkTraffic(rates[0], *duration); err != nil {
-				return Design{}, err
-			}
-			d := Design{Params: map[string]any{"rooms": *rooms, "members": *members, "duration": duration.String(), "slo": slo.String()}}
-			if *ramp != "" {
-				d.Params["ramp"] = *ramp
-			} else {
-				d.Params["rate"] = *rate
-			}
-			for r := range *rooms {
-				for range *members {
-					d.Clients = append(d.Clients, Client{Rooms: []int{r}})
-				}
-			}
-			senders := shuffled(d.memberSlots())
-			for _, r := range rates {
-				d.Steps = append(d.Steps, step(r, *duration, senders))
-			}
+			d.Params["slo"] = slo.String()
 			d.Findings = func(o *Outcome) Findings { return sustainedFindings(o, *slo) }
 			return d, nil
 		}
 	},
+}
+
+// gridFlags are the flags of a scenario of R rooms × M members, every
+// member sending, at one rate or a ramp of rates.
+type gridFlags struct {
+	rooms, members *int
+	rate           *float64
+	duration       *time.Duration
+	ramp           *string
+}
+
+func bindGrid(fs *flag.FlagSet, rooms, members int, rate float64, d time.Duration) gridFlags {
+	g := gridFlags{rooms: fs.Int("rooms", rooms, "rooms"), members: fs.Int("members", members, "members per room, one client each")}
+	g.rate, g.duration = trafficFlags(fs, rate, d)
+	g.ramp = fs.String("ramp", "", "comma-separated rates to run one after another, each for --duration (instead of --rate)")
+	return g
+}
+
+// design places member m of room r as client r·M+m, subscribed to that
+// room only; every member is a sender, in a shuffled order so that
+// consecutive messages hit different rooms and partitions; one step per
+// rate.
+func (g gridFlags) design() (Design, error) {
+	if err := positive(map[string]int{"rooms": *g.rooms, "members": *g.members}); err != nil {
+		return Design{}, err
+	}
+	rates, err := parseRates(*g.ramp, *g.rate)
+	if err != nil {
+		return Design{}, err
+	}
+	if err := checkTraffic(rates[0], *g.duration); err != nil {
+		return Design{}, err
+	}
+	d := Design{Params: map[string]any{"rooms": *g.rooms, "members": *g.members, "duration": g.duration.String()}}
+	if *g.ramp != "" {
+		d.Params["ramp"] = *g.ramp
+	} else {
+		d.Params["rate"] = *g.rate
+	}
+	for r := range *g.rooms {
+		for range *g.members {
+			d.Clients = append(d.Clients, Client{Rooms: []int{r}})
+		}
+	}
+	senders := shuffled(d.memberSlots())
+	for _, r := range rates {
+		d.Steps = append(d.Steps, step(r, *g.duration, senders))
+	}
+	return d, nil
 }
 
 // parseRates reads a --ramp list, or gives the single rate without one.

@@ -21,7 +21,7 @@ type Scenario struct {
 }
 
 // All lists the scenarios in the order the help shows them.
-var All = []Scenario{connectScenario, dmScenario, groupsScenario, megaroomScenario, reconnectScenario, mixedScenario}
+var All = []Scenario{connectScenario, dmScenario, groupsScenario, megaroomScenario, fanoutScenario, reconnectScenario, mixedScenario}
 
 // Lookup returns the scenario named name.
 func Lookup(name string) (Scenario, bool) {

@@ -241,6 +241,23 @@ func TestConnectHold(t *testing.T) {
 	}
 }
 
+func TestFanout(t *testing.T) {
+	n := startNode(t)
+	d := design(t, "fanout", "--rooms", "2", "--members", "10", "--rate", "40", "--duration", "2s")
+	o := run(t, testEnv(t, n, coord.InProcess()), "fanout", d)
+	checkClean(t, o, 10)
+	for _, name := range []string{"Fan-out deliveries/s", "Offered deliveries/s", "Fan-out time p50"} {
+		if !hasFigure(o, name) {
+			t.Fatalf("no %q in %+v", name, o.Findings.Figures)
+		}
+	}
+	for _, f := range o.Findings.Figures {
+		if f.Name == "Messages that reached every member" && f.Value < 70 {
+			t.Fatalf("%v messages reached every member, want all ~80", f.Value)
+		}
+	}
+}
+
 func TestMixedReadsHistory(t *testing.T) {
 	n := startNode(t)
 	d := design(t, "mixed", "--idle", "6", "--active", "4", "--readers", "2", "--room-size", "4", "--rate", "40", "--history-rate", "20", "--duration", "2s")

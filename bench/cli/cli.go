@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/bench/compare"
 	"github.com/parley-chat/parley/bench/coord"
 	"github.com/parley-chat/parley/bench/report"
 	"github.com/parley-chat/parley/bench/scenario"
@@ -38,8 +39,11 @@ func Main(ctx context.Context, args, workerArgv []string) error {
 		usage(os.Stderr)
 		return flag.ErrHelp
 	}
-	if args[0] == WorkerCommand {
+	switch args[0] {
+	case WorkerCommand:
 		return coord.Serve(ctx, os.Stdin, os.Stdout)
+	case compare.Command:
+		return compare.Main(args[1:])
 	}
 	sc, ok := scenario.Lookup(args[0])
 	if !ok {
@@ -92,7 +96,8 @@ func usage(w io.Writer) {
 	for _, s := range scenario.All {
 		fmt.Fprintf(w, "  %-10s %s\n", s.Name, s.Summary)
 	}
-	fmt.Fprintf(w, "\nbench/README.md describes each scenario and its figures.\n")
+	fmt.Fprintf(w, "\n`parley bench compare DIR [BASE OTHER]` puts two sets of result folders side by side (`-h` for more).\n")
+	fmt.Fprintf(w, "bench/README.md describes each scenario and its figures.\n")
 }
 
 // options are the flags every scenario shares.

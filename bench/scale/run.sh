@@ -139,6 +139,7 @@ cleanup() {
   for pid in "${GW_PIDS[@]}"; do stop_pid "$pid" gateway 30; done
   [[ -n "$DEV_PID" ]] && stop_pid "$DEV_PID" "parley dev" 60
   if ((C_STARTED)); then
+    cp "$C_DIR/logs/system.log" "$LOGS/cassandra-system.log" 2>/dev/null
     if ((KEEP)); then env "${C_ENV[@]}" "$CASSANDRA_NODE" stop
     else env "${C_ENV[@]}" "$CASSANDRA_NODE" wipe; fi
   elif ((C_REUSE && !KEEP)) && [[ -n "$DEV_PID" ]]; then

@@ -58,13 +58,14 @@ func (p ServerProcess) Role() string {
 }
 
 // Transport is the gateways' --ws-transport: one value, several joined
-// by "+" when the processes differ, or "default" where it is not set.
+// by "+" when the processes differ, or "server default" where it is not
+// set.
 func Transport(ps []ServerProcess) string {
 	var seen []string
 	for _, p := range ps {
 		t, ok := p.Flag("ws-transport")
 		if !ok {
-			t = "default"
+			t = "server default"
 		}
 		if !slices.Contains(seen, t) {
 			seen = append(seen, t)

@@ -22,7 +22,7 @@ func TestServerFlags(t *testing.T) {
 	}
 	q := ServerProcess{PID: 8, Command: []string{"parley", "gateway"}}
 	got := DescribeServers([]ServerProcess{p, q})
-	for _, want := range []string{"2 × `parley gateway`", "goroutine+default", "PIDs 7, 8"} {
+	for _, want := range []string{"2 × `parley gateway`", "goroutine+server default", "PIDs 7, 8"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)
 		}

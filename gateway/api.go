@@ -74,7 +74,7 @@ func (g *Gateway) withClaims(h func(w http.ResponseWriter, r *http.Request, c au
 		}
 		limits := g.limiters.acquire(claims.User)
 		defer g.limiters.release(claims.User)
-		if !limits.requests.Allow() {
+		if !limits.allowRequest() {
 			g.apiFail(w, r, http.StatusTooManyRequests, codeRateLimited, "too many requests, slow down")
 			return
 		}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,7 +104,7 @@ type Gateway struct {
 	users          *users
 	limiters       *limiters
 	revoked        Revocations // nil: no session is ever revoked
-	sessions       sync.Map    // session id -> *session
+	sessions       sessionTable
 	nextSession    atomic.Uint64
 	metrics        metrics
 	transport      server // made by Start, run by Serve
@@ -183,10 +182,9 @@ func (g *Gateway) DebugHandler() http.Handler {
 // Shutdown closes every connection with 1001 so clients reconnect
 // elsewhere and resume, then stops receiving results.
 func (g *Gateway) Shutdown() {
-	g.sessions.Range(func(_, v any) bool {
-		v.(*session).conn.Close(protocol.CloseGoingAway, "gateway shutting down, reconnect")
-		return true
-	})
+	for _, s := range g.sessions.all() {
+		s.conn.Close(protocol.CloseGoingAway, "gateway shutting down, reconnect")
+	}
 	if g.resultsSub != nil {
 		_ = g.resultsSub.Unsubscribe()
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"strings"
 
@@ -135,7 +134,7 @@ func (u *users) follow(lu *localUser, s *session, first bool) {
 		}
 		// Sessions that joined while the contacts were read were told
 		// nothing yet.
-		targets = slices.Collect(maps.Keys(lu.sessions))
+		targets = slices.Clone(lu.sessions)
 	case !lu.following:
 		u.mu.Unlock()
 		return // the first session's follow tells s
@@ -184,7 +183,7 @@ func (u *users) befriend(a, b string) {
 			continue
 		}
 		u.addFriend(lu, contact)
-		sessions := slices.Collect(maps.Keys(lu.sessions))
+		sessions := slices.Clone(lu.sessions)
 		u.mu.Unlock()
 		u.tell(ctx, []string{contact}, sessions)
 	}
@@ -322,7 +321,7 @@ func (u *users) onPresence(m *nats.Msg) {
 			return
 		}
 		told[lu] = struct{}{}
-		for s := range lu.sessions {
+		for _, s := range lu.sessions {
 			s.pushSignal(sg)
 		}
 	}

@@ -2,8 +2,7 @@ package gateway
 
 import (
 	"sync"
-
-	"golang.org/x/time/rate"
+	"time"
 )
 
 // RateLimits are per-user token buckets. Negative rates disable a limit.
@@ -24,19 +23,53 @@ func (r RateLimits) withDefaults() RateLimits {
 	return r
 }
 
-func limit(perSecond float64) rate.Limit {
-	if perSecond < 0 {
-		return rate.Inf
-	}
-	return rate.Limit(perSecond)
-}
-
 // userLimits is one user's buckets on this gateway, shared by all of the
 // user's connections and API calls here. Each gateway limits on its own, so
 // a user spread over n gateways gets up to n times the rate.
 type userLimits struct {
-	sends, requests *rate.Limiter
-	refs            int
+	cfg             *RateLimits // the gateway's
+	mu              sync.Mutex
+	sends, requests bucket
+	refs            int // guarded by limiters.mu
+}
+
+// bucket is a token bucket in 16 bytes (a rate.Limiter takes 80, and
+// every connected user holds two).
+type bucket struct {
+	tokens float64
+	at     time.Duration // of the last refill, on the monotonic clock; 0: full
+}
+
+// clockStart is the origin of bucket.at.
+var clockStart = time.Now()
+
+func (u *userLimits) allowSend() bool {
+	return u.take(&u.sends, u.cfg.SendRate, u.cfg.SendBurst)
+}
+
+func (u *userLimits) allowRequest() bool {
+	return u.take(&u.requests, u.cfg.RequestRate, u.cfg.RequestBurst)
+}
+
+// take takes a token from b, refilled at perSecond up to burst.
+func (u *userLimits) take(b *bucket, perSecond float64, burst int) bool {
+	if perSecond < 0 {
+		return true
+	}
+	now := time.Since(clockStart)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if b.at == 0 {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+perSecond*(now-b.at).Seconds())
+	}
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // limiters holds the buckets of users with a connection or a request in
@@ -56,10 +89,7 @@ func (l *limiters) acquire(user string) *userLimits {
 	defer l.mu.Unlock()
 	u := l.m[user]
 	if u == nil {
-		u = &userLimits{
-			sends:    rate.NewLimiter(limit(l.cfg.SendRate), l.cfg.SendBurst),
-			requests: rate.NewLimiter(limit(l.cfg.RequestRate), l.cfg.RequestBurst),
-		}
+		u = &userLimits{cfg: &l.cfg}
 		l.m[user] = u
 	}
 	u.refs++

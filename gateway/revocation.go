@@ -43,8 +43,7 @@ func (g *Gateway) CloseLogin(login string) {
 	if login == "" {
 		return
 	}
-	g.sessions.Range(func(_, v any) bool {
-		s := v.(*session)
+	for _, s := range g.sessions.all() {
 		s.mu.Lock()
 		match := s.login == login
 		s.mu.Unlock()
@@ -52,6 +51,5 @@ func (g *Gateway) CloseLogin(login string) {
 			g.log.Info("closing: login session revoked", zap.String("session", s.id))
 			s.conn.Close(protocol.ClosePolicy, ReasonRevoked)
 		}
-		return true
-	})
+	}
 }

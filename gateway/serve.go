@@ -88,11 +88,7 @@ func (g *Gateway) Drain(ctx context.Context) {
 		return
 	}
 	_ = g.transport.Shutdown(ctx)
-	var all []*session
-	g.sessions.Range(func(_, v any) bool {
-		all = append(all, v.(*session))
-		return true
-	})
+	all := g.sessions.all()
 	start := time.Now()
 	for i := 0; i < len(all); {
 		due := len(all) // the i-th connection closes at i/len of DrainTime

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,7 +28,7 @@ type session struct {
 	conn  Conn
 	codec protocol.Codec
 
-	authTimer *time.Timer
+	authTimer *time.Timer // until authenticated; nil after, to free it
 
 	mu     sync.Mutex
 	user   string
@@ -50,7 +51,7 @@ func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
 			c.Close(protocol.ClosePolicy, "authenticate first")
 		}
 	})
-	g.sessions.Store(s.id, s)
+	g.sessions.add(s)
 	g.metrics.connections.Add(1)
 	return s
 }
@@ -105,11 +106,11 @@ func (s *session) Handle(data []byte) {
 		return
 	}
 	if limits != nil {
-		bucket := limits.requests
+		allow := limits.allowRequest
 		if _, ok := f.Kind.(*pb.ClientFrame_Send); ok {
-			bucket = limits.sends
+			allow = limits.allowSend
 		}
-		if !bucket.Allow() {
+		if !allow() {
 			s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_RATE_LIMITED, "too many requests, slow down"))
 			return
 		}
@@ -147,15 +148,17 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	// either seen by verify or finds s.login set (Gateway.CloseLogin).
 	s.mu.Lock()
 	claims, err := s.g.verify(a.GetToken())
+	var timer *time.Timer
 	if err == nil {
 		s.user, s.login, s.limits = claims.User, claims.SessionID, s.g.limiters.acquire(claims.User)
+		timer, s.authTimer = s.authTimer, nil
 	}
 	s.mu.Unlock()
 	if err != nil {
 		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_AUTH_FAILED, "invalid, expired or revoked token"))
 		return
 	}
-	s.authTimer.Stop()
+	timer.Stop()
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
 		UserId: claims.User, SessionId: s.id, ServerTime: time.Now().UnixMilli(),
 	}}})
@@ -325,12 +328,14 @@ func (s *session) history(ctx context.Context, id uint64, user string, q *pb.His
 
 // Closed releases everything the session holds.
 func (s *session) Closed() {
-	s.authTimer.Stop()
 	s.mu.Lock()
 	s.closed = true
-	subs, user := s.subs, s.user
-	s.subs = nil
+	subs, user, timer := s.subs, s.user, s.authTimer
+	s.subs, s.authTimer = nil, nil
 	s.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
 	if user != "" {
 		s.g.limiters.release(user)
 		s.g.users.leave(s, user)
@@ -339,7 +344,7 @@ func (s *session) Closed() {
 		h.leave(s)
 		s.g.hubs.release(h)
 	}
-	s.g.sessions.Delete(s.id)
+	s.g.sessions.remove(s.id)
 	s.g.metrics.connections.Add(-1)
 }
 
@@ -364,7 +369,42 @@ func (g *Gateway) routeResult(m *nats.Msg) {
 		g.log.Error("bad send result", zap.Error(err))
 		return
 	}
-	if v, ok := g.sessions.Load(r.SessionId); ok {
-		v.(*session).onResult(r)
+	if s := g.sessions.get(r.SessionId); s != nil {
+		s.onResult(r)
 	}
+}
+
+// sessionTable holds the open sessions by id: a map under a lock, which
+// costs a fraction of a sync.Map's memory per entry.
+type sessionTable struct {
+	mu sync.RWMutex
+	m  map[string]*session
+}
+
+func (t *sessionTable) add(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[string]*session)
+	}
+	t.m[s.id] = s
+}
+
+func (t *sessionTable) remove(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, id)
+}
+
+func (t *sessionTable) get(id string) *session {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[id]
+}
+
+// all returns the sessions open now.
+func (t *sessionTable) all() []*session {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return slices.Collect(maps.Values(t.m))
 }

@@ -19,9 +19,9 @@ import (
 // gateway.
 type localUser struct {
 	id       string
-	sessions map[*session]struct{}
+	sessions []*session         // a few: one per device
 	events   *nats.Subscription // user.<id>.ev: frames for all the user's devices
-	typing   *rate.Limiter      // shared by the user's connections here
+	typing   *rate.Limiter      // shared by the user's connections here; made on first use
 	// Whose presence the user follows (presence.go), set once read on the
 	// user's first connection here (following).
 	friends   []*contact
@@ -90,11 +90,7 @@ func (u *users) join(s *session, user string) {
 	lu := u.m[user]
 	first := lu == nil
 	if first {
-		lu = &localUser{
-			id:       user,
-			sessions: make(map[*session]struct{}),
-			typing:   rate.NewLimiter(rate.Limit(u.g.cfg.Signals.TypingRate), u.g.cfg.Signals.TypingBurst),
-		}
+		lu = &localUser{id: user}
 		sub, err := u.g.subs.subscribe(bus.UserEvents(user), func(m *nats.Msg) { u.onUserEvent(lu, m) })
 		if err != nil {
 			u.g.log.Warn("user events subscription failed", zap.String("user", user), zap.Error(err))
@@ -102,7 +98,7 @@ func (u *users) join(s *session, user string) {
 		lu.events = sub
 		u.m[user] = lu
 	}
-	lu.sessions[s] = struct{}{}
+	lu.sessions = append(lu.sessions, s)
 	u.mu.Unlock()
 	u.tracker.Connect(user)
 	go u.follow(lu, s, first)
@@ -113,7 +109,7 @@ func (u *users) join(s *session, user string) {
 func (u *users) leave(s *session, user string) {
 	u.mu.Lock()
 	if lu := u.m[user]; lu != nil {
-		delete(lu.sessions, s)
+		lu.sessions = without(lu.sessions, s)
 		if len(lu.sessions) == 0 {
 			delete(u.m, user)
 			if lu.events != nil {
@@ -129,9 +125,15 @@ func (u *users) leave(s *session, user string) {
 // allowTyping takes a token from user's typing bucket.
 func (u *users) allowTyping(user string) bool {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	lu := u.m[user]
-	u.mu.Unlock()
-	return lu != nil && lu.typing.Allow()
+	if lu == nil {
+		return false
+	}
+	if lu.typing == nil {
+		lu.typing = rate.NewLimiter(rate.Limit(u.g.cfg.Signals.TypingRate), u.g.cfg.Signals.TypingBurst)
+	}
+	return lu.typing.Allow()
 }
 
 // onUserEvent pushes a frame to the user's sessions here, except the one
@@ -146,7 +148,7 @@ func (u *users) onUserEvent(lu *localUser, m *nats.Msg) {
 	sg := &signal{f: f}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for s := range lu.sessions {
+	for _, s := range lu.sessions {
 		if s.id != origin {
 			s.pushSignal(sg)
 		}

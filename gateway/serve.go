@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -121,6 +122,11 @@ func (g *Gateway) writeMemoryMetrics(w io.Writer) {
 	}
 	gauge("go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans.", ms.HeapInuse)
 	gauge("go_memstats_stack_inuse_bytes", "Bytes in goroutine stack spans.", ms.StackInuse)
+	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	rtmetrics.Read(live)
+	if live[0].Value.Kind() == rtmetrics.KindUint64 {
+		gauge("go_gc_heap_live_bytes", "Heap occupied by objects the last GC found live.", live[0].Value.Uint64())
+	}
 	gauge("go_goroutines", "Goroutines that currently exist.", uint64(runtime.NumGoroutine()))
 	if rss, ok := processRSS(); ok {
 		gauge("process_resident_memory_bytes", "Resident memory of the process.", rss)

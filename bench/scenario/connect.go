@@ -77,6 +77,12 @@ func connectFindings(o *Outcome) Findings {
 		f.figure("Server Go heap+stacks while holding", during, "bytes", "mean over the hold")
 		f.figure("Server Go heap+stacks per connection", (during-before)/connected, "bytes", note)
 	}
+	if end, ok := lastMetric(o.Server, liveHeap); ok {
+		before := o.MetricsBefore[liveHeap]
+		f.figure("Server Go live heap at the end of the hold", end, "bytes", "what the last GC found live")
+		f.figure("Server Go live heap per connection", (end-before)/connected, "bytes",
+			"growth ÷ connections: the connections' own objects, without the garbage collector's headroom (GOGC) that heap in use and RSS include")
+	}
 	if cpu, secs := cpuWindow(o.Server, o.Hold.Start, o.Hold.End); secs > 0 {
 		f.figure("Server CPU while holding", 100*cpu/secs, "%", "idle connections: heartbeats only (100% = one core)")
 	}
@@ -141,6 +147,22 @@ func meanProcs(r *sample.Result, from time.Time) float64 {
 
 // meanMetrics averages the sum of metrics (over names and endpoints) from
 // from on, reporting false unless every name was sampled.
+// liveHeap is the Go heap the last garbage collection found live.
+const liveHeap = "go_gc_heap_live_bytes"
+
+// lastMetric sums each endpoint's latest value of name.
+func lastMetric(r *sample.Result, name string) (float64, bool) {
+	var sum float64
+	found := false
+	for _, m := range r.Metrics {
+		if m.Metric == name && len(m.Points) > 0 {
+			sum += m.Points[len(m.Points)-1].Value
+			found = true
+		}
+	}
+	return sum, found
+}
+
 func meanMetrics(r *sample.Result, from time.Time, names []string) (float64, bool) {
 	at := map[time.Time]float64{}
 	found := map[string]bool{}

@@ -403,7 +403,7 @@ func serverProcesses(pids []int) []report.ServerProcess {
 // wantedMetrics are the server metrics sampled when the server has them.
 var wantedMetrics = []string{
 	"parley_gateway_connections", "parley_gateway_rooms", "parley_gateway_deliveries_total",
-	"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines", "process_resident_memory_bytes",
+	"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_gc_heap_live_bytes", "go_goroutines", "process_resident_memory_bytes",
 }
 
 // scrape reads the endpoints' metrics, summing each over the endpoints.

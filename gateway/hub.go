@@ -97,7 +97,7 @@ func (hs *hubs) count() int {
 func (h *hub) init(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	sub, err := h.g.subs.subscribe(bus.RoomEvents(h.room), h.onLive)
+	sub, err := h.g.subs.subscribe(bus.RoomSubjects(h.room), h.onRoom)
 	if err != nil {
 		return err
 	}
@@ -111,6 +111,16 @@ func (h *hub) init(ctx context.Context) error {
 	}
 	h.sub, h.head = sub, head
 	return nil
+}
+
+// onRoom takes a message of the room's one subscription: a signal, or a
+// stored event.
+func (h *hub) onRoom(m *nats.Msg) {
+	if bus.IsRoomSignal(m.Subject) {
+		h.onSignal(m)
+		return
+	}
+	h.onLive(m)
 }
 
 // onLive handles one republished room message.

@@ -75,7 +75,6 @@ func (g *Gateway) publish(subject string, f *pb.ServerFrame, header nats.Header)
 // roomSignals is a hub's part in its room's signals: the room.<room>.sig
 // subscription and, for large rooms, the online counts gateways report.
 type roomSignals struct {
-	sub   *nats.Subscription
 	large bool // more than SmallRoom members when the hub started
 
 	// Large rooms only, under the hub's mu.
@@ -90,18 +89,15 @@ type gatewayCount struct {
 	at     time.Time
 }
 
-// initSignals subscribes h to its room's signals. Called from init, under
-// h.mu: signals wait until the hub is ready.
+// initSignals prepares h for its room's signals, which arrive on the
+// hub's subscription. Called from init, under h.mu: signals wait until the
+// hub is ready.
 func (h *hub) initSignals(ctx context.Context) error {
 	_, small, err := h.g.smallRoomMembers(ctx, h.room)
 	if err != nil {
 		return err
 	}
-	sub, err := h.g.subs.subscribe(bus.RoomSignals(h.room), h.onSignal)
-	if err != nil {
-		return err
-	}
-	h.signals = roomSignals{sub: sub, large: !small}
+	h.signals = roomSignals{large: !small}
 	if !small {
 		h.signals.counts = make(map[string]gatewayCount)
 		h.signals.greeted = make(map[*session]struct{})
@@ -109,13 +105,9 @@ func (h *hub) initSignals(ctx context.Context) error {
 	return nil
 }
 
-// stopSignals ends the subscription; a large room's other gateways are
-// told this one has nobody online there any more.
+// stopSignals tells a large room's other gateways that this one has
+// nobody online there any more (the hub's subscription has ended).
 func (h *hub) stopSignals() {
-	if h.signals.sub == nil {
-		return
-	}
-	h.g.subs.unsubscribe(h.signals.sub)
 	if h.signals.large {
 		h.reportOnline(0)
 	}

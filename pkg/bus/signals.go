@@ -1,11 +1,20 @@
 package bus
 
+import "strings"
+
 // Core NATS subjects of ephemeral signals: never stored, at most once.
 // Room and user ids are single subject tokens (ValidRoomID, ValidUserID).
 
 // RoomSignals carries a room's typing, read receipt and online count
 // frames (encoded parley.v1.ServerFrame) to the gateways with subscribers.
 func RoomSignals(room string) string { return "room." + room + ".sig" }
+
+// RoomSubjects matches both of a room's core subjects, RoomEvents and
+// RoomSignals, so a gateway needs one subscription per room.
+func RoomSubjects(room string) string { return "room." + room + ".*" }
+
+// IsRoomSignal tells a RoomSignals subject from a RoomEvents one.
+func IsRoomSignal(subject string) bool { return strings.HasSuffix(subject, ".sig") }
 
 // UserEvents carries frames for every device of one user (encoded
 // parley.v1.ServerFrame); a gateway subscribes while the user has a

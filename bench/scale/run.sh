@@ -243,8 +243,10 @@ port_busy "$PORT" && die "port $PORT is in use"
 TOKEN_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 export PARLEY_TOKEN_KEY="$TOKEN_KEY"
 STORE=(--store scylla --scylla-hosts "127.0.0.1:$C_PORT" --scylla-keyspace "$KEYSPACE" --scylla-replication 1)
+# The bench takes every client's token before the storm: a storm that
+# outlasts the default 15-minute token lifetime would fail its late logins.
 COMMON=(--rate-send -1 --rate-requests -1 --log-level "$LOG_LEVEL"
-  --ws-transport "$TRANSPORT" --drain-time 2s)
+  --ws-transport "$TRANSPORT" --drain-time 2s --token-ttl 12h)
 
 DEV_CMD=("$BIN" dev "${STORE[@]}" --scylla-migrate --data-dir "$DATA/dev"
   --http-addr "127.0.0.1:$DEV_HTTP" --debug-addr "127.0.0.1:$DEV_DEBUG"

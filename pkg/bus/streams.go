@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,9 +84,31 @@ func MsgStreamConfig(c StreamConfig) jetstream.StreamConfig {
 // EnsureStreams creates or updates CHAT_IN and CHAT_MSG.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
 	for _, sc := range []jetstream.StreamConfig{InStreamConfig(c), MsgStreamConfig(c)} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := EnsureStream(ctx, js, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// EnsureStream creates a stream, or updates it where its configuration
+// differs; an identical one is left alone. Every process ensures the
+// streams it uses at start, often while others create consumers on them,
+// and nats-server 2.15 races a stream update against a consumer creation
+// on its file store.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	_, err := js.CreateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = js.UpdateStream(ctx, sc)
+	}
+	return err
+}
+
+// EnsureKeyValue is EnsureStream for a KV bucket.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, kc)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.UpdateKeyValue(ctx, kc)
+	}
+	return kv, err
 }

@@ -82,7 +82,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if c.TTL < 3*time.Second {
 		return fmt.Errorf("presence: TTL %v is under 3s (renewals every TTL/3 need whole seconds)", c.TTL)
 	}
-	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	_, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "Parley presence: <user>.<gateway> while connected, <user> = last seen",
 		Storage:     jetstream.MemoryStorage,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parley-chat/parley/pkg/bus"
 )
 
 // RevokedBucket is the JetStream KV bucket of revoked login sessions: key
@@ -27,7 +29,7 @@ const (
 // RevocationBucket creates the bucket, or updates it to accessTTL: every
 // process of a deployment must use the same access token TTL.
 func RevocationBucket(ctx context.Context, js jetstream.JetStream, accessTTL time.Duration, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:         RevokedBucket,
 		Description:    "Revoked login sessions; their access tokens are refused",
 		TTL:            accessTTL + clockSkew,

@@ -322,6 +322,7 @@ func (r *Server) upgrade(conn net.Conn, head []byte) {
 	var (
 		proto string
 		op    ws.OpCode
+		fd    = -1
 	)
 	u := ws.Upgrader{
 		Protocol: func(name []byte) bool {
@@ -342,6 +343,14 @@ func (r *Server) upgrade(conn net.Conn, head []byte) {
 				// RFC 6455 §4.2.2: fail rather than pick no subprotocol.
 				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest), ws.RejectionReason(r.cfg.NoProtocol))
 			}
+			// The descriptor our poller will own is made before the
+			// answer: at the open-files limit the client is refused
+			// with 503 rather than upgraded and then dropped.
+			var err error
+			if fd, err = dupFD(conn); err != nil {
+				r.log.Warn("refusing a connection: no descriptor to take it over", zap.Error(err))
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable), ws.RejectionReason("server at its connection limit, retry later"))
+			}
 			return nil, nil
 		},
 	}
@@ -351,23 +360,22 @@ func (r *Server) upgrade(conn net.Conn, head []byte) {
 		io.Reader
 		io.Writer
 	}{io.MultiReader(bytes.NewReader(head), conn), conn}
-	if _, err := u.Upgrade(rw); err != nil {
-		r.log.Debug("handshake failed", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
-		conn.Close()
-		return
-	}
-	fd, err := detach(conn)
+	_, err := u.Upgrade(rw)
+	// From here the socket is fd's alone, out of Go's poller.
+	conn.Close()
 	if err != nil {
-		r.log.Warn("taking over connection failed", zap.Error(err))
+		r.log.Debug("handshake failed", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return
 	}
 	r.register(fd, op, proto)
 }
 
-// detach duplicates conn's descriptor and closes conn, taking the socket
-// out of Go's poller. The duplicate is non-blocking and close-on-exec.
-func detach(conn net.Conn) (int, error) {
-	defer conn.Close()
+// dupFD duplicates conn's descriptor, non-blocking and close-on-exec, so
+// the socket outlives conn.Close.
+func dupFD(conn net.Conn) (int, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return -1, fmt.Errorf("%T has no file descriptor", conn)

@@ -11,11 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/pkg/client"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
 
 func freePort(t *testing.T) int {
@@ -34,15 +37,20 @@ type devProcess struct {
 	out  *bytes.Buffer
 }
 
-func startDev(t *testing.T, bin, dataDir string) *devProcess {
+// startDev starts `parley dev`; openFiles > 0 lowers its open-files limit.
+func startDev(t *testing.T, bin, dataDir string, openFiles int) *devProcess {
 	t.Helper()
 	httpPort := freePort(t)
-	cmd := exec.Command(bin, "dev",
+	args := []string{bin, "dev",
 		"--data-dir", dataDir,
-		"--http-addr", "127.0.0.1:"+strconv.Itoa(httpPort),
+		"--http-addr", "127.0.0.1:" + strconv.Itoa(httpPort),
 		"--nats-port", strconv.Itoa(freePort(t)),
 		"--nats-http-port", strconv.Itoa(freePort(t)),
-		"--log-level", "warn")
+		"--log-level", "warn"}
+	if openFiles > 0 {
+		args = append([]string{"sh", "-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(openFiles)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	out := new(bytes.Buffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -106,22 +114,37 @@ func (p *devProcess) token(t *testing.T, user string) string {
 	return r.Token
 }
 
+// buildParley builds the binary once for the tests that run it.
+func buildParley(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := builtParley()
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return bin
+}
+
+var builtParley = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "parley-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "parley")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	return bin, build.Run()
+})
+
 // `parley dev` (what `make run` starts) serves health and WebSocket, stops
 // cleanly on Ctrl-C, and a restart on the same data dir continues the
 // room's history and seq.
 func TestDevProcessServesAndRestarts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "parley")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	data := filepath.Join(dir, "data")
-	p := startDev(t, bin, data)
+	bin := buildParley(t)
+	data := filepath.Join(t.TempDir(), "data")
+	p := startDev(t, bin, data, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, path := range []string{"/readyz", "/metrics"} {
@@ -154,7 +177,7 @@ func TestDevProcessServesAndRestarts(t *testing.T) {
 		t.Fatalf("shutdown close code %d, want 1001", code)
 	}
 
-	p = startDev(t, bin, data)
+	p = startDev(t, bin, data, 0)
 	c, err = client.Dial(ctx, "ws://"+p.http+"/ws", client.Options{Token: p.token(t, "alice")})
 	if err != nil {
 		t.Fatal(err)
@@ -177,5 +200,73 @@ func TestDevProcessServesAndRestarts(t *testing.T) {
 			t.Fatalf("seq %d not delivered", want)
 		}
 	}
+	p.stop(t)
+}
+
+// At its open-files limit the gateway refuses a WebSocket handshake with
+// 503 rather than upgrading the connection and dropping it, and every
+// connection it did take keeps working.
+func TestGatewayAtOpenFilesLimit(t *testing.T) {
+	bin := buildParley(t)
+	p := startDev(t, bin, filepath.Join(t.TempDir(), "data"), 256)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	token := p.token(t, "alice")
+	var held []*client.Client
+	defer func() {
+		for _, c := range held {
+			_ = c.Abort()
+		}
+	}()
+	for refused := false; !refused; {
+		if len(held) == 256 {
+			t.Fatal("256 connections taken under an open-files limit of 256")
+		}
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := client.Dial(dctx, "ws://"+p.http+"/ws", client.Options{Token: token})
+		dcancel()
+		switch {
+		case err == nil:
+			held = append(held, c)
+		case strings.Contains(err.Error(), "503"):
+			refused = true
+		default:
+			t.Fatalf("connection %d: %v; want it taken or refused with 503", len(held)+1, err)
+		}
+	}
+	if len(held) < 10 {
+		t.Fatalf("refused after %d connections", len(held))
+	}
+	t.Logf("%d connections taken, the next refused with 503", len(held))
+	for i, c := range held {
+		select {
+		case <-c.Done():
+			t.Fatalf("connection %d of %d taken before the limit was dropped: %v", i+1, len(held), c.Err())
+		default:
+		}
+		if i%10 == 0 { // within the user's request rate
+			ping := &pb.ClientFrame{Kind: &pb.ClientFrame_Ping{Ping: &pb.Ping{}}}
+			if _, err := c.Request(ctx, ping); err != nil {
+				t.Fatalf("connection %d of %d: ping: %v", i+1, len(held), err)
+			}
+		}
+	}
+	// Room again once some close.
+	for _, c := range held[:5] {
+		_ = c.Close()
+	}
+	held = held[5:]
+	var c *client.Client
+	var err error
+	for range 50 {
+		if c, err = client.Dial(ctx, "ws://"+p.http+"/ws", client.Options{Token: token}); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("no connection taken after 5 closed: %v", err)
+	}
+	held = append(held, c)
 	p.stop(t)
 }

@@ -9,11 +9,12 @@ import "strings"
 // frames (encoded parley.v1.ServerFrame) to the gateways with subscribers.
 func RoomSignals(room string) string { return "room." + room + ".sig" }
 
-// RoomSubjects matches both of a room's core subjects, RoomEvents and
-// RoomSignals, so a gateway needs one subscription per room.
+// RoomSubjects matches both of a room's core subjects, so a gateway needs
+// one subscription per room: room.<room>.ev, where CHAT_MSG republishes the
+// room's stored messages (MsgStreamConfig), and RoomSignals.
 func RoomSubjects(room string) string { return "room." + room + ".*" }
 
-// IsRoomSignal tells a RoomSignals subject from a RoomEvents one.
+// IsRoomSignal tells a RoomSignals subject from a room.<room>.ev one.
 func IsRoomSignal(subject string) bool { return strings.HasSuffix(subject, ".sig") }
 
 // UserEvents carries frames for every device of one user (encoded

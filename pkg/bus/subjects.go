@@ -80,10 +80,6 @@ func (s Subjects) Msg(room string) string {
 	return "chat.msg." + strconv.Itoa(Partition(room, s.Partitions)) + "." + room
 }
 
-// RoomEvents is the core NATS subject CHAT_MSG republishes a room's stored
-// messages to; gateways subscribe to it for live delivery.
-func RoomEvents(room string) string { return "room." + room + ".ev" }
-
 // RoomFromSubject returns the last token of a chat.in/chat.msg subject.
 func RoomFromSubject(subject string) string {
 	return subject[strings.LastIndexByte(subject, '.')+1:]

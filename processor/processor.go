@@ -234,15 +234,24 @@ func (w *partitionWriter) handle(ctx context.Context, msg jetstream.Msg) {
 		case <-time.After(backoff):
 		}
 	}
+	// Answer before acking: both go out on one connection, in order, so
+	// an ack the server saw implies the answer was sent. A processor that
+	// dies in between leaves the message unacked; the next one finds it a
+	// duplicate and answers again.
+	res.SessionId, res.RequestId = in.SessionId, in.RequestId
+	if in.ReplySubject != "" {
+		data, err := proto.Marshal(res)
+		if err == nil {
+			err = w.p.nc.Publish(in.ReplySubject, data)
+		}
+		if err != nil {
+			log.Warn("answer not sent, leaving the message for redelivery", zap.Error(err))
+			return
+		}
+	}
 	if err := msg.Ack(); err != nil {
 		// Redelivery is harmless: the message id dedups it.
 		log.Warn("ack failed", zap.Error(err))
-	}
-	res.SessionId, res.RequestId = in.SessionId, in.RequestId
-	if in.ReplySubject != "" {
-		if data, err := proto.Marshal(res); err == nil {
-			_ = w.p.nc.Publish(in.ReplySubject, data)
-		}
 	}
 }
 

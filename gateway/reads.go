@@ -23,8 +23,8 @@ type Store interface {
 }
 
 // markRead raises the user's read cursor, up to the room's head at most.
-// The user's other devices learn the new unread count (UnreadEvent on
-// user.<id>.ev); in a small room the other members see the receipt
+// The user's other devices learn the new unread count (UnreadEvent,
+// publishUserEvent); in a small room the other members see the receipt
 // (ReadEvent on the room's signals). A mark that moves nothing (a device
 // behind another) tells nobody.
 func (s *session) markRead(ctx context.Context, id uint64, user string, r *pb.MarkRead) {
@@ -54,7 +54,7 @@ func (s *session) markRead(ctx context.Context, id uint64, user string, r *pb.Ma
 	if seq == 0 || cursor != seq {
 		return
 	}
-	s.g.publishUserEvent(user, s.id, &pb.ServerFrame{Kind: &pb.ServerFrame_Unread{Unread: &pb.UnreadEvent{
+	s.g.publishUserEvent(ctx, user, s.id, &pb.ServerFrame{Kind: &pb.ServerFrame_Unread{Unread: &pb.UnreadEvent{
 		Room: room, HeadSeq: head, ReadSeq: cursor, Unread: head - cursor,
 	}}})
 	small, err := s.g.smallRoom(ctx, room)

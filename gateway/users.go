@@ -19,9 +19,8 @@ import (
 // gateway.
 type localUser struct {
 	id       string
-	sessions []*session         // a few: one per device
-	events   *nats.Subscription // user.<id>.ev: frames for all the user's devices
-	typing   *rate.Limiter      // shared by the user's connections here; made on first use
+	sessions []*session    // a few: one per device
+	typing   *rate.Limiter // shared by the user's connections here; made on first use
 	// Whose presence the user follows (presence.go), set once read on the
 	// user's first connection here (following).
 	friends   []*contact
@@ -31,11 +30,13 @@ type localUser struct {
 
 // users holds the gateway's local users and whose presence they follow.
 //
-// Cost: one user.<id>.ev subscription per online user. Presence needs no
-// subscription per contact: every gateway takes all transitions on one
-// wildcard subscription and drops those nobody here follows, and what a
-// user follows is kept as shared circles (one per small room) rather than
-// as a list of contacts per user.
+// Cost: no NATS subscription per user. Frames for a user's other devices
+// come on the gateway's one UserEvents subscription, addressed through
+// presence (publishUserEvent). Presence needs no subscription per contact
+// either: every gateway takes all transitions on one wildcard subscription
+// and drops those nobody here follows, and what a user follows is kept as
+// shared circles (one per small room) rather than as a list of contacts
+// per user.
 type users struct {
 	g       *Gateway
 	tracker *presence.Tracker
@@ -67,6 +68,9 @@ func (u *users) start() error {
 	if _, err := u.g.nc.Subscribe(bus.PresenceEvents("*"), u.onPresence); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if _, err := u.g.nc.Subscribe(bus.UserEvents(u.g.cfg.ID), u.onUserEvent); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	u.stop = stop
 	u.done.Go(func() { tr.Run(runCtx) })
@@ -83,19 +87,14 @@ func (u *users) close() {
 	}
 }
 
-// join adds an authenticated session: the user's first one here subscribes
-// to the user's events, writes the presence key and reads the contacts.
+// join adds an authenticated session: the user's first one here writes
+// the presence key and reads the contacts.
 func (u *users) join(s *session, user string) {
 	u.mu.Lock()
 	lu := u.m[user]
 	first := lu == nil
 	if first {
 		lu = &localUser{id: user}
-		sub, err := u.g.subs.subscribe(bus.UserEvents(user), func(m *nats.Msg) { u.onUserEvent(lu, m) })
-		if err != nil {
-			u.g.log.Warn("user events subscription failed", zap.String("user", user), zap.Error(err))
-		}
-		lu.events = sub
 		u.m[user] = lu
 	}
 	lu.sessions = append(lu.sessions, s)
@@ -112,9 +111,6 @@ func (u *users) leave(s *session, user string) {
 		lu.sessions = without(lu.sessions, s)
 		if len(lu.sessions) == 0 {
 			delete(u.m, user)
-			if lu.events != nil {
-				u.g.subs.unsubscribe(lu.events)
-			}
 			u.unfollow(lu)
 		}
 	}
@@ -136,27 +132,45 @@ func (u *users) allowTyping(user string) bool {
 	return lu.typing.Allow()
 }
 
-// onUserEvent pushes a frame to the user's sessions here, except the one
-// it came from.
-func (u *users) onUserEvent(lu *localUser, m *nats.Msg) {
+// onUserEvent pushes a frame from another gateway to the user's sessions
+// here.
+func (u *users) onUserEvent(m *nats.Msg) {
 	f := new(pb.ServerFrame)
 	if err := proto.Unmarshal(m.Data, f); err != nil {
 		u.g.log.Error("bad user event", zap.String("subject", m.Subject), zap.Error(err))
 		return
 	}
-	origin := m.Header.Get(bus.HeaderSession)
-	sg := &signal{f: f}
+	u.deliver(m.Header.Get(bus.HeaderUser), "", &signal{f: f})
+}
+
+// deliver pushes sg to user's sessions here, except the session origin.
+func (u *users) deliver(user, origin string, sg *signal) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, s := range lu.sessions {
-		if s.id != origin {
-			s.pushSignal(sg)
+	if lu := u.m[user]; lu != nil {
+		for _, s := range lu.sessions {
+			if s.id != origin {
+				s.pushSignal(sg)
+			}
 		}
 	}
 }
 
-// publishUserEvent sends f to every device of user on any gateway, except
-// the session it comes from.
-func (g *Gateway) publishUserEvent(user, fromSession string, f *pb.ServerFrame) {
-	g.publish(bus.UserEvents(user), f, nats.Header{bus.HeaderSession: []string{fromSession}})
+// publishUserEvent sends f to every device of user, except the session it
+// comes from: directly to the user's sessions here, and through NATS to the
+// other gateways where presence has the user connected. A device connecting
+// elsewhere at this very moment may miss it; it reads the state it needs
+// when it connects.
+func (g *Gateway) publishUserEvent(ctx context.Context, user, fromSession string, f *pb.ServerFrame) {
+	g.users.deliver(user, fromSession, &signal{f: f})
+	gateways, err := presence.Directory{NC: g.nc}.Gateways(ctx, user)
+	if err != nil {
+		g.log.Warn("user's gateways unknown, other gateways not told", zap.String("user", user), zap.Error(err))
+		return
+	}
+	for _, gw := range gateways {
+		if gw != g.cfg.ID {
+			g.publish(bus.UserEvents(gw), f, nats.Header{bus.HeaderUser: []string{user}})
+		}
+	}
 }

@@ -17,10 +17,11 @@ func RoomSubjects(room string) string { return "room." + room + ".*" }
 // IsRoomSignal tells a RoomSignals subject from a room.<room>.ev one.
 func IsRoomSignal(subject string) bool { return strings.HasSuffix(subject, ".sig") }
 
-// UserEvents carries frames for every device of one user (encoded
-// parley.v1.ServerFrame); a gateway subscribes while the user has a
-// connection on it.
-func UserEvents(user string) string { return "user." + user + ".ev" }
+// UserEvents carries frames for the devices of users connected to one
+// gateway (encoded parley.v1.ServerFrame, header HeaderUser naming the
+// user). A publisher finds a user's gateways in presence, so a gateway
+// needs one subscription for all its users rather than one per user.
+func UserEvents(gateway string) string { return "parley.gw." + gateway + ".users" }
 
 // PresenceEvents carries a user's online and offline transitions (encoded
 // parley.v1.PresenceEvent).
@@ -32,9 +33,8 @@ func Notifications(user string) string { return "notify." + user }
 
 // Headers of signal messages.
 const (
-	// HeaderSession names the session a user event comes from; that
-	// session already knows and is skipped.
-	HeaderSession = "Parley-Session"
+	// HeaderUser names the user a UserEvents frame is for.
+	HeaderUser = "Parley-User"
 	// HeaderGateway names the gateway an online count comes from.
 	HeaderGateway = "Parley-Gateway"
 )

@@ -31,7 +31,7 @@ const MaxRoomIDLen = 64
 func ValidRoomID(id string) bool { return validToken(id) }
 
 // ValidUserID reports whether id can be a user id; user ids appear in
-// subjects too (user.<id>.ev, notify.<id>), so the same rule applies.
+// subjects too (presence.<id>, notify.<id>), so the same rule applies.
 func ValidUserID(id string) bool { return validToken(id) }
 
 func validToken(id string) bool {

@@ -180,6 +180,21 @@ func (d Directory) States(ctx context.Context, users []string) (map[string]State
 	return out, nil
 }
 
+// Gateways lists the gateways where user has a connection.
+func (d Directory) Gateways(ctx context.Context, user string) ([]string, error) {
+	msgs, err := bus.LastBySubjects(ctx, d.NC, stream, []string{keyPrefix + user + ".*"})
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	var out []string
+	for _, m := range msgs {
+		if _, gateway, ok := parseSubject(m.Subject); ok && gateway != "" && !isMarker(m.Header) {
+			out = append(out, gateway)
+		}
+	}
+	return out, nil
+}
+
 // Online reports whether any device of user is connected.
 func (d Directory) Online(ctx context.Context, user string) (bool, error) {
 	st, err := d.States(ctx, []string{user})

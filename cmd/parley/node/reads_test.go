@@ -34,9 +34,10 @@ func syncRoom(t *testing.T, c *client.Client, room string) *pb.RoomSummary {
 	return nil
 }
 
-// One user on three devices: reading on one clears the unread count on
-// the others live; a device that was away learns the exact state from
-// Sync and resumes with exactly the messages it missed.
+// One user on three devices, two on one gateway and one on another:
+// reading on one clears the unread count on the others live; a device that
+// was away learns the exact state from Sync and resumes with exactly the
+// messages it missed.
 func TestReadOnOneDeviceClearsTheOthers(t *testing.T) {
 	forEachBackend(t, testReadOnOneDeviceClearsTheOthers)
 }
@@ -45,7 +46,8 @@ func testReadOnOneDeviceClearsTheOthers(t *testing.T, b backend) {
 	n := startNode(t, chatConfig(t, b, t.TempDir()))
 	room := createRoom(t, n, "bob", "alice")
 	bob := dial(t, n, "bob", subprotocols[0])
-	devices := []*client.Client{dial(t, n, "alice", subprotocols[0]), dial(t, n, "alice", subprotocols[1]), dial(t, n, "alice", subprotocols[0])}
+	other := startSecondGateway(t, b, n)
+	devices := []*client.Client{dial(t, n, "alice", subprotocols[0]), dial(t, n, "alice", subprotocols[1]), dial(t, other, "alice", subprotocols[0])}
 	for _, d := range devices {
 		if _, err := d.Subscribe(ctxT(t, 10*time.Second), room, nil); err != nil {
 			t.Fatal(err)

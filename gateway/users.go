@@ -98,8 +98,10 @@ func (u *users) join(s *session, user string) {
 		u.m[user] = lu
 	}
 	lu.sessions = append(lu.sessions, s)
+	if first {
+		u.tracker.Set(user, true) // under mu, so in order with leave's
+	}
 	u.mu.Unlock()
-	u.tracker.Connect(user)
 	go u.follow(lu, s, first)
 }
 
@@ -112,10 +114,10 @@ func (u *users) leave(s *session, user string) {
 		if len(lu.sessions) == 0 {
 			delete(u.m, user)
 			u.unfollow(lu)
+			u.tracker.Set(user, false)
 		}
 	}
 	u.mu.Unlock()
-	u.tracker.Disconnect(user)
 }
 
 // allowTyping takes a token from user's typing bucket.

@@ -139,25 +139,23 @@ func checkOnline(t *testing.T, nc *nats.Conn, user string, want bool) {
 	}
 }
 
-// A user on two gateways (and two devices on one) stays online until the
-// last connection anywhere closes; then the offline event carries the
-// last-seen time, which the directory keeps.
+// A user on two gateways stays online until the last one says the user's
+// connections there closed; then the offline event carries the last-seen
+// time, which the directory keeps.
 func TestOnlineUntilLastConnection(t *testing.T) {
 	nc, url := setup(t, 1)
 	events := watch(t, nc, "alice")
 	gw1, _, _ := gateway(t, url, "gw1")
 	gw2, _, _ := gateway(t, url, "gw2")
 
-	gw1.Connect("alice")
+	gw1.Set("alice", true)
 	expect(t, events, "alice", true, 2*time.Second)
 	checkOnline(t, nc, "alice", true)
-	gw1.Connect("alice") // a second device on the same gateway: no write
-	gw2.Connect("alice")
+	gw2.Set("alice", true)
 	expect(t, events, "alice", true, 2*time.Second) // gw2's key is new
 	quiet(t, events, 300*time.Millisecond)
 
-	gw1.Disconnect("alice")
-	gw1.Disconnect("alice")
+	gw1.Set("alice", false)
 	quiet(t, events, time.Second) // still on gw2
 	checkOnline(t, nc, "alice", true)
 
@@ -166,7 +164,7 @@ func TestOnlineUntilLastConnection(t *testing.T) {
 	checkOnline(t, nc, "alice", true)
 
 	before := time.Now()
-	gw2.Disconnect("alice")
+	gw2.Set("alice", false)
 	ev := expect(t, events, "alice", false, 2*time.Second)
 	if seen := time.UnixMilli(ev.LastSeen); seen.Before(before.Add(-time.Second)) || seen.After(time.Now()) {
 		t.Fatalf("last seen %v, want about %v", seen, before)
@@ -186,9 +184,9 @@ func TestKilledGatewayExpires(t *testing.T) {
 	events := watch(t, nc, "alice", "bob")
 	doomed, doomedNC, _ := gateway(t, url, "doomed")
 	other, _, _ := gateway(t, url, "other")
-	doomed.Connect("alice")
-	doomed.Connect("bob")
-	other.Connect("alice")
+	doomed.Set("alice", true)
+	doomed.Set("bob", true)
+	other.Set("alice", true)
 	for range 3 {
 		<-events
 	}
@@ -214,7 +212,7 @@ func TestCleanStopGoesOffline(t *testing.T) {
 	nc, url := setup(t, 1)
 	events := watch(t, nc, "carol")
 	gw, _, stop := gateway(t, url, "gw")
-	gw.Connect("carol")
+	gw.Set("carol", true)
 	expect(t, events, "carol", true, 2*time.Second)
 	stop()
 	expect(t, events, "carol", false, 2*time.Second)
@@ -227,10 +225,10 @@ func TestFlapsSettle(t *testing.T) {
 	events := watch(t, nc, "dave")
 	gw, _, _ := gateway(t, url, "gw")
 	for range 100 {
-		gw.Connect("dave")
-		gw.Disconnect("dave")
+		gw.Set("dave", true)
+		gw.Set("dave", false)
 	}
-	gw.Connect("dave")
+	gw.Set("dave", true)
 	deadline := time.After(3 * time.Second)
 	for online := false; !online; {
 		select {
@@ -249,9 +247,9 @@ func TestOneKeeperActive(t *testing.T) {
 	events := watch(t, nc, "erin")
 	gw, _, _ := gateway(t, url, "gw")
 	for range 3 {
-		gw.Connect("erin")
+		gw.Set("erin", true)
 		expect(t, events, "erin", true, 2*time.Second)
-		gw.Disconnect("erin")
+		gw.Set("erin", false)
 		expect(t, events, "erin", false, 2*time.Second)
 		quiet(t, events, 500*time.Millisecond)
 	}

@@ -20,8 +20,8 @@ import (
 // Tracker keeps one gateway's keys: <user>.<gateway> exists while the user
 // has a connection on the gateway.
 //
-// Connect and Disconnect only count, so sessions never wait on the bus.
-// One writer (Run) turns counts into KV writes, and as the only writer of
+// Set only records, so sessions never wait on the bus. One writer (Run)
+// turns what was recorded into KV writes, and as the only writer of
 // the gateway's keys it issues them in the order it decides them: a purge
 // is never overtaken by a renewal of the same key. A user who leaves and
 // comes back between two runs of the writer costs no write at all.
@@ -33,8 +33,7 @@ type Tracker struct {
 	log     *zap.Logger
 
 	mu    sync.Mutex
-	conns map[string]int      // user -> connections on this gateway
-	dirty map[string]struct{} // users whose key may not match conns
+	dirty map[string]bool // users whose key may be out of date -> whether online here
 	wake  chan struct{}
 
 	live map[string]struct{} // Run's own: users whose key is written and not purged
@@ -60,31 +59,18 @@ func NewTracker(ctx context.Context, nc *nats.Conn, gateway string, log *zap.Log
 	}
 	return &Tracker{
 		nc: nc, js: js, gateway: gateway, ttl: ttl, log: log,
-		conns: make(map[string]int),
-		dirty: make(map[string]struct{}),
+		dirty: make(map[string]bool),
 		wake:  make(chan struct{}, 1),
 		live:  make(map[string]struct{}),
 	}, nil
 }
 
-// Connect counts a new connection of user.
-func (t *Tracker) Connect(user string) { t.count(user, 1) }
-
-// Disconnect counts a closed connection of user.
-func (t *Tracker) Disconnect(user string) { t.count(user, -1) }
-
-func (t *Tracker) count(user string, delta int) {
+// Set records whether user has a connection on this gateway. The gateway
+// calls it when the user's first connection there opens and when the last
+// one closes, in that order (the tracker keeps no count of its own).
+func (t *Tracker) Set(user string, online bool) {
 	t.mu.Lock()
-	n := t.conns[user] + delta
-	if n > 0 {
-		t.conns[user] = n
-	} else {
-		delete(t.conns, user)
-	}
-	// Only the first connection and the last one change the key.
-	if n <= 0 || (delta > 0 && n == 1) {
-		t.dirty[user] = struct{}{}
-	}
+	t.dirty[user] = online
 	t.mu.Unlock()
 	select {
 	case t.wake <- struct{}{}:
@@ -116,8 +102,11 @@ func (t *Tracker) Run(ctx context.Context) {
 func (t *Tracker) reconcile(ctx context.Context) {
 	var up, down []string
 	t.mu.Lock()
-	for u := range t.dirty {
-		_, want := t.conns[u]
+	dirty := t.dirty
+	// A new map: a cleared one would keep the storm's size.
+	t.dirty = make(map[string]bool)
+	t.mu.Unlock()
+	for u, want := range dirty {
 		_, have := t.live[u]
 		switch {
 		case want && !have:
@@ -126,8 +115,6 @@ func (t *Tracker) reconcile(ctx context.Context) {
 			down = append(down, u)
 		}
 	}
-	clear(t.dirty)
-	t.mu.Unlock()
 	t.purge(ctx, down)
 	t.put(ctx, up, true)
 }
@@ -149,7 +136,9 @@ func (t *Tracker) put(ctx context.Context, users []string, announce bool) {
 		}
 		delete(t.live, user)
 		t.mu.Lock()
-		t.dirty[user] = struct{}{}
+		if _, changed := t.dirty[user]; !changed {
+			t.dirty[user] = true // still online here: write again
+		}
 		t.mu.Unlock()
 	})
 }

@@ -31,7 +31,8 @@ const (
 )
 
 // slot is one connection, in a table indexed by fd. mu guards every field;
-// the parser behind rd is used only by the connection's poller.
+// the parser behind rd is used only by the connection's poller. It is kept
+// at 128 bytes, so a page of slots is exactly a 32 KiB allocation.
 type slot struct {
 	mu sync.Mutex
 	connState
@@ -55,9 +56,9 @@ type connState struct {
 	lastWrite uint32 // last write progress, while out is non-empty
 	closeBy   uint32 // closing: ended at this tick whatever happens
 
+	off   int32    // bytes of out[0] already written (a frame is far under 2 GiB)
 	rd    *parser  // partial input; nil at a message boundary
 	out   []frame  // queued output; out[0] has off bytes written
-	off   int      // bytes of out[0] already written
 	inbox [][]byte // messages waiting for a worker
 	h     Handler
 	wake  chan struct{} // closed on write progress or close; nil if no one waits
@@ -269,7 +270,7 @@ func (r *Server) writeLocked(s *slot, fd int, op ws.OpCode, p []byte) {
 		return
 	}
 	s.out = append(s.out, f)
-	s.off = max(n, 0)
+	s.off = int32(max(n, 0))
 	s.lastWrite = r.now()
 	r.updateLocked(s, fd)
 }
@@ -281,7 +282,7 @@ func (r *Server) flushLocked(s *slot, fd int) {
 	var iov [maxIov][]byte
 	for len(s.out) > 0 {
 		v, total := iov[:0], 0
-		skip := s.off
+		skip := int(s.off)
 		for i := range min(len(s.out), batch) {
 			f := &s.out[i]
 			for _, b := range [2][]byte{f.hdr[:f.hlen], f.data} {
@@ -344,9 +345,9 @@ func writev(fd int, bufs [][]byte) (int, error) {
 // consume drops n written bytes from the head of the queue.
 func (r *Server) consume(s *slot, n int) {
 	for n > 0 {
-		size := int(s.out[0].hlen) + len(s.out[0].data) - s.off
+		size := int(s.out[0].hlen) + len(s.out[0].data) - int(s.off)
 		if n < size {
-			s.off += n
+			s.off += int32(n)
 			return
 		}
 		n -= size

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -630,5 +631,13 @@ func TestCloseEndsEverything(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", ts.addr); err == nil {
 		t.Fatal("still accepting")
+	}
+}
+
+// A page of the fd table is one 32 KiB size class only while a slot is 128
+// bytes; at 136 it took a 40 KiB span, 160 bytes per connection.
+func TestSlotFitsItsPage(t *testing.T) {
+	if size := unsafe.Sizeof(slot{}); size != 128 {
+		t.Fatalf("slot is %d bytes, want 128", size)
 	}
 }

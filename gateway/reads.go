@@ -54,7 +54,7 @@ func (s *session) markRead(ctx context.Context, id uint64, user string, r *pb.Ma
 	if seq == 0 || cursor != seq {
 		return
 	}
-	s.g.publishUserEvent(ctx, user, s.id, &pb.ServerFrame{Kind: &pb.ServerFrame_Unread{Unread: &pb.UnreadEvent{
+	s.g.publishUserEvent(ctx, user, s, &pb.ServerFrame{Kind: &pb.ServerFrame_Unread{Unread: &pb.UnreadEvent{
 		Room: room, HeadSeq: head, ReadSeq: cursor, Unread: head - cursor,
 	}}})
 	small, err := s.g.smallRoom(ctx, room)

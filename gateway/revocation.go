@@ -48,7 +48,7 @@ func (g *Gateway) CloseLogin(login string) {
 		match := s.login == login
 		s.mu.Unlock()
 		if match {
-			g.log.Info("closing: login session revoked", zap.String("session", s.id))
+			g.log.Info("closing: login session revoked", zap.String("session", s.id()))
 			s.conn.Close(protocol.ClosePolicy, ReasonRevoked)
 		}
 	}

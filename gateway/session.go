@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 // through conn.Send, which never blocks.
 type session struct {
 	g     *Gateway
-	id    string
+	seq   uint64 // the gateway's count of sessions when it opened; see id
 	conn  Conn
 	codec protocol.Codec
 
@@ -41,7 +42,7 @@ type session struct {
 func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
 	s := &session{
 		g:     g,
-		id:    g.cfg.ID + "-" + strconv.FormatUint(g.nextSession.Add(1), 36),
+		seq:   g.nextSession.Add(1),
 		conn:  c,
 		codec: codec,
 	}
@@ -56,6 +57,24 @@ func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
 	return s
 }
 
+// id names the session across the deployment: <gateway>-<seq in base 36>.
+// It is made when needed rather than kept, like the logger.
+func (s *session) id() string { return sessionID(s.g.cfg.ID, s.seq) }
+
+func sessionID(gateway string, seq uint64) string {
+	return gateway + "-" + strconv.FormatUint(seq, 36)
+}
+
+// sessionSeq is the seq of a session id of gateway; false if it is none.
+func sessionSeq(gateway, id string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(id, gateway+"-")
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(rest, 36, 64)
+	return seq, err == nil
+}
+
 func (s *session) userID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,9 +86,9 @@ func (s *session) userID() string {
 // memory than all the rest of an idle connection. Never call it under mu.
 func (s *session) logger() *zap.Logger {
 	if user := s.userID(); user != "" {
-		return s.g.log.With(zap.String("session", s.id), zap.String("user", user))
+		return s.g.log.With(zap.String("session", s.id()), zap.String("user", user))
 	}
-	return s.g.log.With(zap.String("session", s.id))
+	return s.g.log.With(zap.String("session", s.id()))
 }
 
 // send encodes and queues a frame.
@@ -160,7 +179,7 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	}
 	timer.Stop()
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
-		UserId: claims.User, SessionId: s.id, ServerTime: time.Now().UnixMilli(),
+		UserId: claims.User, SessionId: s.id(), ServerTime: time.Now().UnixMilli(),
 	}}})
 	s.g.users.join(s, claims.User)
 }
@@ -184,7 +203,7 @@ func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb
 		ReplyToSeq:   m.ReplyToSeq,
 		Mentions:     m.Mentions,
 		ReplySubject: s.g.resultsSubject,
-		SessionId:    s.id,
+		SessionId:    s.id(),
 		RequestId:    id,
 		ReceivedAt:   time.Now().UnixMilli(),
 	})
@@ -196,7 +215,7 @@ func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb
 	msg.Data = data
 	// The id dedups this gateway's own publish retries; client resends
 	// (new requests) reach the processor, which dedups client_msg_id.
-	msgID := s.id + ":" + strconv.FormatUint(id, 10)
+	msgID := s.id() + ":" + strconv.FormatUint(id, 10)
 	for attempt := 1; ; attempt++ {
 		_, err = s.g.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 		if err == nil || attempt == 3 || ctx.Err() != nil {
@@ -344,7 +363,7 @@ func (s *session) Closed() {
 		h.leave(s)
 		s.g.hubs.release(h)
 	}
-	s.g.sessions.remove(s.id)
+	s.g.sessions.remove(s.seq)
 	s.g.metrics.connections.Add(-1)
 }
 
@@ -369,8 +388,10 @@ func (g *Gateway) routeResult(m *nats.Msg) {
 		g.log.Error("bad send result", zap.Error(err))
 		return
 	}
-	if s := g.sessions.get(r.SessionId); s != nil {
-		s.onResult(r)
+	if seq, ok := sessionSeq(g.cfg.ID, r.SessionId); ok {
+		if s := g.sessions.get(seq); s != nil {
+			s.onResult(r)
+		}
 	}
 }
 
@@ -378,28 +399,28 @@ func (g *Gateway) routeResult(m *nats.Msg) {
 // costs a fraction of a sync.Map's memory per entry.
 type sessionTable struct {
 	mu sync.RWMutex
-	m  map[string]*session
+	m  map[uint64]*session
 }
 
 func (t *sessionTable) add(s *session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
-		t.m = make(map[string]*session)
+		t.m = make(map[uint64]*session)
 	}
-	t.m[s.id] = s
+	t.m[s.seq] = s
 }
 
-func (t *sessionTable) remove(id string) {
+func (t *sessionTable) remove(seq uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, id)
+	delete(t.m, seq)
 }
 
-func (t *sessionTable) get(id string) *session {
+func (t *sessionTable) get(seq uint64) *session {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.m[id]
+	return t.m[seq]
 }
 
 // all returns the sessions open now.

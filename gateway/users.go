@@ -142,16 +142,16 @@ func (u *users) onUserEvent(m *nats.Msg) {
 		u.g.log.Error("bad user event", zap.String("subject", m.Subject), zap.Error(err))
 		return
 	}
-	u.deliver(m.Header.Get(bus.HeaderUser), "", &signal{f: f})
+	u.deliver(m.Header.Get(bus.HeaderUser), nil, &signal{f: f})
 }
 
-// deliver pushes sg to user's sessions here, except the session origin.
-func (u *users) deliver(user, origin string, sg *signal) {
+// deliver pushes sg to user's sessions here, except origin.
+func (u *users) deliver(user string, origin *session, sg *signal) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if lu := u.m[user]; lu != nil {
 		for _, s := range lu.sessions {
-			if s.id != origin {
+			if s != origin {
 				s.pushSignal(sg)
 			}
 		}
@@ -163,8 +163,8 @@ func (u *users) deliver(user, origin string, sg *signal) {
 // other gateways where presence has the user connected. A device connecting
 // elsewhere at this very moment may miss it; it reads the state it needs
 // when it connects.
-func (g *Gateway) publishUserEvent(ctx context.Context, user, fromSession string, f *pb.ServerFrame) {
-	g.users.deliver(user, fromSession, &signal{f: f})
+func (g *Gateway) publishUserEvent(ctx context.Context, user string, from *session, f *pb.ServerFrame) {
+	g.users.deliver(user, from, &signal{f: f})
 	gateways, err := presence.Directory{NC: g.nc}.Gateways(ctx, user)
 	if err != nil {
 		g.log.Warn("user's gateways unknown, other gateways not told", zap.String("user", user), zap.Error(err))

@@ -39,7 +39,7 @@ type hub struct {
 	mu      sync.Mutex
 	head    uint64
 	recent  []*event // ascending, contiguous, ending at head
-	members map[*session]struct{}
+	members []*session // each once: Subscribe leaves the room before joining it
 }
 
 // hubs holds the gateway's room hubs; a hub lives while a session holds it.
@@ -53,7 +53,7 @@ func (hs *hubs) acquire(ctx context.Context, room string) (*hub, error) {
 	hs.mu.Lock()
 	h, ok := hs.m[room]
 	if !ok {
-		h = &hub{g: hs.g, room: room, ready: make(chan struct{}), members: make(map[*session]struct{})}
+		h = &hub{g: hs.g, room: room, ready: make(chan struct{})}
 		hs.m[room] = h
 	}
 	h.refs++
@@ -172,20 +172,21 @@ func (h *hub) deliver(ev *event, leavers []string) {
 	if len(h.recent) > 2*recentEvents {
 		h.recent = append(h.recent[:0:0], h.recent[len(h.recent)-recentEvents:]...)
 	}
-	for s := range h.members {
+	for _, s := range h.members {
 		s.pushEvent(ev)
 	}
 	h.g.metrics.deliveries.Add(int64(len(h.members)))
 	if len(leavers) == 0 {
 		return
 	}
-	for s := range h.members {
-		if slices.Contains(leavers, s.userID()) {
-			delete(h.members, s)
-			// Not under mu: releasing the hub takes the hubs lock.
-			go s.dropHub(h)
+	h.members = slices.DeleteFunc(h.members, func(s *session) bool {
+		if !slices.Contains(leavers, s.userID()) {
+			return false
 		}
-	}
+		// Not under mu: releasing the hub takes the hubs lock.
+		go s.dropHub(h)
+		return true
+	})
 }
 
 // join answers Subscribe: it replies with the head, delivers every event
@@ -195,7 +196,7 @@ func (h *hub) join(ctx context.Context, s *session, reqID uint64, after *uint64)
 	h.mu.Lock()
 	s.send(&pb.ServerFrame{Id: reqID, Kind: &pb.ServerFrame_Subscribed{Subscribed: &pb.Subscribed{Room: h.room, HeadSeq: h.head}}})
 	if after == nil {
-		h.members[s] = struct{}{}
+		h.members = append(h.members, s)
 		h.mu.Unlock()
 		return nil
 	}
@@ -206,7 +207,7 @@ func (h *hub) join(ctx context.Context, s *session, reqID uint64, after *uint64)
 			for _, ev := range eventsAfter(h.recent, cursor) {
 				s.pushEvent(ev)
 			}
-			h.members[s] = struct{}{}
+			h.members = append(h.members, s)
 			h.mu.Unlock()
 			return nil
 		}
@@ -231,6 +232,10 @@ func (h *hub) join(ctx context.Context, s *session, reqID uint64, after *uint64)
 
 func (h *hub) leave(s *session) {
 	h.mu.Lock()
-	delete(h.members, s)
+	if i := slices.Index(h.members, s); i >= 0 {
+		last := len(h.members) - 1
+		h.members[i], h.members[last] = h.members[last], nil
+		h.members = h.members[:last]
+	}
 	h.mu.Unlock()
 }

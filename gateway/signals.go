@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -140,7 +139,7 @@ func (h *hub) onSignal(m *nats.Msg) {
 func (h *hub) broadcast(sg *signal, user string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.members {
+	for _, s := range h.members {
 		if s.userID() != user {
 			s.pushSignal(sg)
 		}
@@ -172,7 +171,7 @@ func (g *Gateway) runOnlineCounts(ctx context.Context) {
 func (h *hub) tickOnline() {
 	h.mu.Lock()
 	users := make(map[string]struct{})
-	for s := range h.members {
+	for _, s := range h.members {
 		users[s.userID()] = struct{}{}
 	}
 	stale := time.Now().Add(-3 * h.g.cfg.Signals.OnlineInterval)
@@ -186,12 +185,15 @@ func (h *hub) tickOnline() {
 	// back: not worth telling.
 	if h.signals.total > 0 {
 		sg := h.onlineSignal()
-		for s := range h.members {
+		for _, s := range h.members {
 			if _, ok := h.signals.greeted[s]; !ok {
 				s.pushSignal(sg)
 			}
 		}
-		h.signals.greeted = maps.Clone(h.members)
+		clear(h.signals.greeted)
+		for _, s := range h.members {
+			h.signals.greeted[s] = struct{}{}
+		}
 	}
 	h.mu.Unlock()
 	h.reportOnline(uint64(len(users)))
@@ -208,7 +210,7 @@ func (h *hub) pushOnline() {
 	}
 	h.signals.total = total
 	sg := h.onlineSignal()
-	for s := range h.members {
+	for _, s := range h.members {
 		s.pushSignal(sg)
 		h.signals.greeted[s] = struct{}{}
 	}

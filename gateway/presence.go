@@ -126,6 +126,8 @@ func (u *users) follow(lu *localUser, s *session, first bool) {
 		return // all the user's sessions here closed meanwhile
 	case first:
 		lu.following = true
+		lu.friends = make([]*contact, 0, len(f.friends))
+		lu.circles = make([]*circle, 0, len(f.rooms))
 		for _, id := range f.friends {
 			u.addFriend(lu, id)
 		}
@@ -250,7 +252,7 @@ func (u *users) addFriend(lu *localUser, id string) {
 func (u *users) joinCircle(lu *localUser, room string, members []string) {
 	ci := u.circles[room]
 	if ci == nil {
-		ci = &circle{room: room}
+		ci = &circle{room: room, members: make([]*contact, 0, len(members))}
 		u.circles[room] = ci
 	}
 	for _, id := range members {

@@ -72,9 +72,9 @@ func (g *Gateway) withClaims(h func(w http.ResponseWriter, r *http.Request, c au
 			g.apiFail(w, r, http.StatusUnauthorized, codeUnauthenticated, "invalid, expired or revoked token")
 			return
 		}
-		limits := g.limiters.acquire(claims.User)
-		defer g.limiters.release(claims.User)
-		if !limits.allowRequest() {
+		lu := g.users.acquire(claims.User)
+		defer g.users.release(lu)
+		if !lu.limits.allowRequest(&g.cfg.Limits) {
 			g.apiFail(w, r, http.StatusTooManyRequests, codeRateLimited, "too many requests, slow down")
 			return
 		}

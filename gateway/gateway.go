@@ -80,6 +80,7 @@ func (c Config) withDefaults() Config {
 		c.RequestTimeout = 10 * time.Second
 	}
 	c.Signals = c.Signals.withDefaults()
+	c.Limits = c.Limits.withDefaults()
 	if c.Transport == "" {
 		c.Transport = DefaultTransport
 	}
@@ -102,7 +103,6 @@ type Gateway struct {
 	hubs           *hubs
 	subs           *subscriptions // made by Start
 	users          *users
-	limiters       *limiters
 	revoked        Revocations // nil: no session is ever revoked
 	sessions       sessionTable
 	nextSession    atomic.Uint64
@@ -130,7 +130,6 @@ func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer
 	g.roomLog = roomlog.Reader{NC: nc, Subjects: g.subjects}
 	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
 	g.users = newUsers(g)
-	g.limiters = newLimiters(cfg.Limits)
 	g.resultsSubject = "parley.gw." + cfg.ID + ".results"
 	return g
 }

@@ -38,7 +38,7 @@ type hub struct {
 
 	mu      sync.Mutex
 	head    uint64
-	recent  []*event // ascending, contiguous, ending at head
+	recent  []*event   // ascending, contiguous, ending at head
 	members []*session // each once: Subscribe leaves the room before joining it
 }
 

@@ -108,7 +108,7 @@ type circle struct {
 
 // follow records whom lu follows (on lu's first session here) and tells s
 // where they stand now.
-func (u *users) follow(lu *localUser, s *session, first bool) {
+func (u *users) follow(lu *localUser, s *session, first bool, epoch uint16) {
 	ctx, cancel := context.WithTimeout(context.Background(), u.g.cfg.RequestTimeout)
 	defer cancel()
 	var f follows
@@ -121,7 +121,7 @@ func (u *users) follow(lu *localUser, s *session, first bool) {
 	targets := []*session{s}
 	u.mu.Lock()
 	switch {
-	case u.m[lu.id] != lu:
+	case lu.epoch != epoch:
 		u.mu.Unlock()
 		return // all the user's sessions here closed meanwhile
 	case first:
@@ -283,7 +283,8 @@ func (u *users) unfollow(lu *localUser) {
 			u.dropUnfollowed(c)
 		}
 	}
-	lu.friends, lu.circles = nil, nil
+	lu.friends, lu.circles, lu.following = nil, nil, false
+	lu.epoch++
 }
 
 func (u *users) dropUnfollowed(c *contact) {

@@ -24,13 +24,12 @@ func (r RateLimits) withDefaults() RateLimits {
 }
 
 // userLimits is one user's buckets on this gateway, shared by all of the
-// user's connections and API calls here. Each gateway limits on its own, so
-// a user spread over n gateways gets up to n times the rate.
+// user's connections and API calls here (it lives in the user's localUser).
+// Each gateway limits on its own, so a user spread over n gateways gets up
+// to n times the rate.
 type userLimits struct {
-	cfg             *RateLimits // the gateway's
 	mu              sync.Mutex
 	sends, requests bucket
-	refs            int // guarded by limiters.mu
 }
 
 // bucket is a token bucket in 16 bytes (a rate.Limiter takes 80, and
@@ -43,12 +42,12 @@ type bucket struct {
 // clockStart is the origin of bucket.at.
 var clockStart = time.Now()
 
-func (u *userLimits) allowSend() bool {
-	return u.take(&u.sends, u.cfg.SendRate, u.cfg.SendBurst)
+func (u *userLimits) allowSend(cfg *RateLimits) bool {
+	return u.take(&u.sends, cfg.SendRate, cfg.SendBurst)
 }
 
-func (u *userLimits) allowRequest() bool {
-	return u.take(&u.requests, u.cfg.RequestRate, u.cfg.RequestBurst)
+func (u *userLimits) allowRequest(cfg *RateLimits) bool {
+	return u.take(&u.requests, cfg.RequestRate, cfg.RequestBurst)
 }
 
 // take takes a token from b, refilled at perSecond up to burst.
@@ -70,38 +69,4 @@ func (u *userLimits) take(b *bucket, perSecond float64, burst int) bool {
 	}
 	b.tokens--
 	return true
-}
-
-// limiters holds the buckets of users with a connection or a request in
-// flight on this gateway, and forgets them when the last one ends.
-type limiters struct {
-	cfg RateLimits
-	mu  sync.Mutex
-	m   map[string]*userLimits
-}
-
-func newLimiters(cfg RateLimits) *limiters {
-	return &limiters{cfg: cfg.withDefaults(), m: make(map[string]*userLimits)}
-}
-
-func (l *limiters) acquire(user string) *userLimits {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	u := l.m[user]
-	if u == nil {
-		u = &userLimits{cfg: &l.cfg}
-		l.m[user] = u
-	}
-	u.refs++
-	return u
-}
-
-func (l *limiters) release(user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if u := l.m[user]; u != nil {
-		if u.refs--; u.refs <= 0 {
-			delete(l.m, user)
-		}
-	}
 }

@@ -32,10 +32,9 @@ type session struct {
 	authTimer *time.Timer // until authenticated; nil after, to free it
 
 	mu     sync.Mutex
-	user   string
-	login  string      // the token's login session (auth.Claims.SessionID), set with user
-	limits *userLimits // set with user
-	subs   []*hub      // the rooms subscribed, a few per connection
+	local  *localUser // the user's state on this gateway, once authenticated
+	login  string     // the token's login session (auth.Claims.SessionID), set with local
+	subs   []*hub     // the rooms subscribed, a few per connection
 	closed bool
 }
 
@@ -78,7 +77,10 @@ func sessionSeq(gateway, id string) (uint64, bool) {
 func (s *session) userID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.user
+	if s.local == nil {
+		return ""
+	}
+	return s.local.id
 }
 
 // logger names the session and its user. It is made per call: sessions
@@ -118,18 +120,20 @@ func (s *session) Handle(data []byte) {
 		return
 	}
 	s.mu.Lock()
-	user, limits := s.user, s.limits
+	local := s.local
 	s.mu.Unlock()
-	if user == "" && f.Kind != nil {
+	if local == nil && f.Kind != nil {
 		s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first"))
 		return
 	}
-	if limits != nil {
-		allow := limits.allowRequest
+	var user string
+	if local != nil {
+		user = local.id
+		allow := local.limits.allowRequest
 		if _, ok := f.Kind.(*pb.ClientFrame_Send); ok {
-			allow = limits.allowSend
+			allow = local.limits.allowSend
 		}
-		if !allow() {
+		if !allow(&s.g.cfg.Limits) {
 			s.fail(f.Id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_RATE_LIMITED, "too many requests, slow down"))
 			return
 		}
@@ -169,7 +173,7 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	claims, err := s.g.verify(a.GetToken())
 	var timer *time.Timer
 	if err == nil {
-		s.user, s.login, s.limits = claims.User, claims.SessionID, s.g.limiters.acquire(claims.User)
+		s.local, s.login = s.g.users.acquire(claims.User), claims.SessionID
 		timer, s.authTimer = s.authTimer, nil
 	}
 	s.mu.Unlock()
@@ -181,7 +185,7 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
 		UserId: claims.User, SessionId: s.id(), ServerTime: time.Now().UnixMilli(),
 	}}})
-	s.g.users.join(s, claims.User)
+	s.g.users.join(s, s.local)
 }
 
 // sendMessage hands a message to the processor through CHAT_IN. The answer
@@ -349,15 +353,14 @@ func (s *session) history(ctx context.Context, id uint64, user string, q *pb.His
 func (s *session) Closed() {
 	s.mu.Lock()
 	s.closed = true
-	subs, user, timer := s.subs, s.user, s.authTimer
+	subs, local, timer := s.subs, s.local, s.authTimer
 	s.subs, s.authTimer = nil, nil
 	s.mu.Unlock()
 	if timer != nil {
 		timer.Stop()
 	}
-	if user != "" {
-		s.g.limiters.release(user)
-		s.g.users.leave(s, user)
+	if local != nil {
+		s.g.users.leave(s, local)
 	}
 	for _, h := range subs {
 		h.leave(s)

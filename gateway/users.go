@@ -15,17 +15,22 @@ import (
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
 
-// localUser is a user with at least one authenticated connection on this
-// gateway.
+// localUser is a user with an authenticated connection or an API request
+// on this gateway: the one record a gateway keeps per user.
 type localUser struct {
-	id       string
-	sessions []*session    // a few: one per device
-	typing   *rate.Limiter // shared by the user's connections here; made on first use
+	id     string
+	limits userLimits
+	refs   int32 // connections and API requests holding it; under users.mu
+	// Counts the times the user's last session here closed, so a follow
+	// started before knows it is stale (it wraps; a follow lasts seconds).
+	epoch uint16
 	// Whose presence the user follows (presence.go), set once read on the
 	// user's first connection here (following).
+	following bool
 	friends   []*contact
 	circles   []*circle
-	following bool
+	sessions  []*session    // a few: one per device
+	typing    *rate.Limiter // shared by the user's connections here; made on first use
 }
 
 // users holds the gateway's local users and whose presence they follow.
@@ -87,37 +92,58 @@ func (u *users) close() {
 	}
 }
 
-// join adds an authenticated session: the user's first one here writes
-// the presence key and reads the contacts.
-func (u *users) join(s *session, user string) {
+// acquire returns user's record, made if needed, for an authenticated
+// session or an API request; release gives it back.
+func (u *users) acquire(user string) *localUser {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	lu := u.m[user]
-	first := lu == nil
-	if first {
+	if lu == nil {
 		lu = &localUser{id: user}
 		u.m[user] = lu
 	}
-	lu.sessions = append(lu.sessions, s)
-	if first {
-		u.tracker.Set(user, true) // under mu, so in order with leave's
-	}
-	u.mu.Unlock()
-	go u.follow(lu, s, first)
+	lu.refs++
+	return lu
 }
 
-// leave removes a closed session; the user's last one here ends what join
-// started.
-func (u *users) leave(s *session, user string) {
+func (u *users) release(lu *localUser) {
 	u.mu.Lock()
-	if lu := u.m[user]; lu != nil {
-		lu.sessions = without(lu.sessions, s)
-		if len(lu.sessions) == 0 {
-			delete(u.m, user)
+	defer u.mu.Unlock()
+	u.releaseLocked(lu)
+}
+
+func (u *users) releaseLocked(lu *localUser) {
+	if lu.refs--; lu.refs == 0 {
+		delete(u.m, lu.id)
+	}
+}
+
+// join adds an authenticated session, which holds lu (acquire): the user's
+// first session here writes the presence key and reads the contacts.
+func (u *users) join(s *session, lu *localUser) {
+	u.mu.Lock()
+	lu.sessions = append(lu.sessions, s)
+	first := len(lu.sessions) == 1
+	if first {
+		u.tracker.Set(lu.id, true) // under mu, so in order with leave's
+	}
+	epoch := lu.epoch
+	u.mu.Unlock()
+	go u.follow(lu, s, first, epoch)
+}
+
+// leave removes a closed session and releases lu; the user's last session
+// here ends what join started.
+func (u *users) leave(s *session, lu *localUser) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if n := len(lu.sessions); n > 0 {
+		if lu.sessions = without(lu.sessions, s); n == 1 && len(lu.sessions) == 0 {
 			u.unfollow(lu)
-			u.tracker.Set(user, false)
+			u.tracker.Set(lu.id, false)
 		}
 	}
-	u.mu.Unlock()
+	u.releaseLocked(lu)
 }
 
 // allowTyping takes a token from user's typing bucket.

@@ -62,7 +62,7 @@ func newUsers(g *Gateway) *users {
 func (u *users) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), u.g.cfg.RequestTimeout)
 	defer cancel()
-	tr, err := presence.NewTracker(ctx, u.g.nc, u.g.cfg.ID, u.g.log.Named("presence"))
+	tr, err := presence.NewTracker(ctx, u.g.nc, u.g.cfg.ID, u.online, u.g.log.Named("presence"))
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -90,6 +90,19 @@ func (u *users) close() {
 		u.stop()
 		u.done.Wait()
 	}
+}
+
+// online lists the users with a session here.
+func (u *users) online() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ids := make([]string, 0, len(u.m))
+	for id, lu := range u.m {
+		if len(lu.sessions) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // acquire returns user's record, made if needed, for an authenticated

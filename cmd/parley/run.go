@@ -67,7 +67,7 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Int(&lim.SendBurst, "rate-send-burst", 100, "burst of --rate-send")
 	f.Float(&lim.RequestRate, "rate-requests", 100, "other requests a user may make per second on one gateway (negative: unlimited)")
 	f.Int(&lim.RequestBurst, "rate-requests-burst", 200, "burst of --rate-requests")
-	f.Duration(&s.cfg.Presence.TTL, "presence-ttl", presence.DefaultTTL, "a killed gateway's users go offline within this (gateways renew presence every third of it; at least 3s)")
+	f.Duration(&s.cfg.Presence.TTL, "presence-ttl", presence.DefaultTTL, "a killed gateway's users go offline within this (each gateway renews its heartbeat every third of it; at least 3s)")
 	sig := &s.cfg.Gateway.Signals
 	f.Int(&sig.SmallRoom, "small-room", 100, "rooms of at most this many members show members' presence and read receipts; larger ones an online count")
 	f.Duration(&sig.OnlineInterval, "online-interval", 10*time.Second, "how often gateways exchange large rooms' online counts")

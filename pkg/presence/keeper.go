@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,14 +29,17 @@ const (
 
 // Keeper publishes offline transitions: it follows the bucket's
 // connection keys and, when one is purged (a user's last connection on a
-// gateway closed) or expires (its gateway died), and the user has no other,
-// records the last-seen time and publishes offline.
+// gateway closed, or the gateway ended) and the user has no other, records
+// the last-seen time and publishes offline. When a gateway's heartbeat
+// expires (the gateway died), the Keeper purges that gateway's keys itself,
+// dating the users' last sight to the last heartbeat.
 //
-// It reads every renewal too (headers only): one reader for the whole
-// deployment rather than every gateway.
+// It reads the gateways' heartbeats too (headers only): one reader for the
+// whole deployment rather than every gateway.
 type Keeper struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	w        keyWriter
 	consumer jetstream.Consumer
 	dir      Directory
 	ttl      time.Duration
@@ -60,7 +64,7 @@ func NewKeeper(ctx context.Context, nc *nats.Conn, log *zap.Logger) (*Keeper, er
 	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:        keeperConsumer,
 		Description:    "Parley presence: offline transitions",
-		FilterSubject:  keyPrefix + "*.*",
+		FilterSubjects: []string{keyPrefix + "*.*", keyPrefix + heartbeatKey("*")},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		AckPolicy:      jetstream.AckNonePolicy,
 		HeadersOnly:    true,
@@ -71,11 +75,15 @@ func NewKeeper(ctx context.Context, nc *nats.Conn, log *zap.Logger) (*Keeper, er
 	if err != nil {
 		return nil, fmt.Errorf("presence: consumer %s: %w", keeperConsumer, err)
 	}
-	return &Keeper{nc: nc, js: js, consumer: c, dir: Directory{NC: nc}, ttl: ttl, log: log}, nil
+	return &Keeper{nc: nc, js: js, w: keyWriter{js: js, log: log}, consumer: c, dir: Directory{NC: nc}, ttl: ttl, log: log}, nil
 }
 
-// Run settles departures until ctx ends.
+// Run settles departures until ctx ends. It starts by ending the keys of
+// gateways without a heartbeat, whose expiry no Keeper was there to read.
 func (k *Keeper) Run(ctx context.Context) error {
+	if err := k.endOrphans(ctx); err != nil {
+		k.log.Warn("presence keeper: orphaned keys not checked", zap.Error(err))
+	}
 	it, err := k.consumer.Messages(jetstream.PullPriorityGroup(keeperGroup))
 	if err != nil {
 		return fmt.Errorf("presence: %w", err)
@@ -97,6 +105,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 				return nil
 			}
 			k.log.Warn("presence keeper pull failed", zap.Error(err))
+			continue
+		}
+		if gw, ok := parseHeartbeat(m.Subject()); ok {
+			if m.Headers().Get(jetstream.MarkerReasonHeader) != "" {
+				k.endGateway(ctx, gw, k.markedAt(m).Add(-k.ttl))
+			}
 			continue
 		}
 		if d, ok := k.departureOf(m); ok {
@@ -126,14 +140,40 @@ func (k *Keeper) departureOf(m jetstream.Msg) (departure, bool) {
 	if !ok || !isMarker(m.Headers()) {
 		return departure{}, false
 	}
-	at := time.Now()
-	if md, err := m.Metadata(); err == nil {
-		at = md.Timestamp
-	}
-	if m.Headers().Get(jetstream.MarkerReasonHeader) != "" {
-		at = at.Add(-k.ttl)
+	at := k.markedAt(m)
+	if ms, err := strconv.ParseInt(m.Headers().Get(headerLastSeen), 10, 64); err == nil {
+		at = time.UnixMilli(ms)
 	}
 	return departure{user: user, at: at}, true
+}
+
+// markedAt is when m was stored.
+func (k *Keeper) markedAt(m jetstream.Msg) time.Time {
+	if md, err := m.Metadata(); err == nil {
+		return md.Timestamp
+	}
+	return time.Now()
+}
+
+// headerLastSeen dates the users' last sight on the purges the Keeper
+// writes for a dead gateway (unix milliseconds).
+const headerLastSeen = "Parley-Last-Seen"
+
+// endGateway purges the keys of a gateway whose heartbeat expired; the
+// purges come back to the Keeper as departures.
+func (k *Keeper) endGateway(ctx context.Context, gateway string, lastSeen time.Time) {
+	users, err := gatewayUsers(ctx, k.js, gateway)
+	if err != nil {
+		k.log.Warn("presence keeper: a dead gateway's keys could not be listed", zap.String("gateway", gateway), zap.Error(err))
+		return
+	}
+	k.log.Info("presence keeper: gateway gone, its users go offline", zap.String("gateway", gateway), zap.Int("users", len(users)))
+	msgs := make([]*nats.Msg, len(users))
+	for i, u := range users {
+		msgs[i] = purgeMsg(connKey(u, gateway), k.ttl)
+		msgs[i].Header.Set(headerLastSeen, strconv.FormatInt(lastSeen.UnixMilli(), 10))
+	}
+	k.w.write(ctx, msgs, func(int, bool) {})
 }
 
 // settleAll settles departures as they come, batching those that queue
@@ -211,4 +251,48 @@ func (k *Keeper) publish(ev *pb.PresenceEvent) {
 	if err := k.nc.Publish(bus.PresenceEvents(ev.User), data); err != nil {
 		k.log.Warn("presence keeper: publish failed", zap.String("user", ev.User), zap.Error(err))
 	}
+}
+
+// endOrphans ends the keys of gateways that have no heartbeat. Keys are
+// listed before heartbeats: a gateway beats before writing any key, so a
+// key listed has its gateway's heartbeat listed too while it lives.
+func (k *Keeper) endOrphans(ctx context.Context) error {
+	kv, err := k.js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return err
+	}
+	gateways, err := listKeys(ctx, kv, "*.*", func(key string) (string, bool) {
+		_, gw, ok := strings.Cut(key, ".")
+		return gw, ok
+	})
+	if err != nil || len(gateways) == 0 {
+		return err
+	}
+	alive, err := listKeys(ctx, kv, heartbeatKey("*"), func(key string) (string, bool) {
+		return parseHeartbeat(keyPrefix + key)
+	})
+	if err != nil {
+		return err
+	}
+	for gw := range gateways {
+		if _, ok := alive[gw]; !ok {
+			k.endGateway(ctx, gw, time.Now())
+		}
+	}
+	return nil
+}
+
+// listKeys collects what name finds in the keys matching filter.
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string, name func(key string) (string, bool)) (map[string]struct{}, error) {
+	keys, err := kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]struct{})
+	for key := range keys.Keys() {
+		if n, ok := name(key); ok {
+			out[n] = struct{}{}
+		}
+	}
+	return out, nil
 }

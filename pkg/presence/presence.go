@@ -5,41 +5,44 @@
 //
 // User and gateway ids are single subject tokens, so both fit in a key:
 //
-//	<user>.<gateway>  exists while user has a connection on gateway
-//	<user>            unix milliseconds the user was last seen online (kept
-//	                  30 days)
+//	<user>.<gateway>   exists while user has a connection on gateway
+//	<user>             unix milliseconds the user was last seen online (kept
+//	                   30 days)
+//	gw.<gateway>.alive the gateway's heartbeat (three tokens: never a user's)
 //
 // A user is online while any <user>.* key exists, so a user connected
 // through two gateways stays online until both are gone. Each gateway
-// (Tracker) writes its keys with a per-message TTL, renews them every TTL/3
-// and purges them when the user's last connection there ends. A killed
-// gateway renews nothing: its keys expire within the TTL, and the server
-// leaves a marker in their place (LimitMarkerTTL).
+// (Tracker) writes a user's key once, when the user's first connection
+// there opens, and purges it when the last one closes; it renews only its
+// heartbeat, every TTL/3, with a per-message TTL. A killed gateway beats no
+// more: its heartbeat expires within the TTL, the server leaves a marker in
+// its place (LimitMarkerTTL), and the Keeper purges the gateway's user keys.
 //
 // # Transitions
 //
 // Online and offline transitions go out on the core subjects
 // presence.<user> (pb.PresenceEvent): "online" from the gateway whose key
 // appears, "offline" from the Keeper, the one component that follows the
-// bucket and sees purges and expiry markers. No gateway reads renewals; a
-// gateway subscribes to presence.<user> only for users its clients follow.
+// bucket and sees purges. A gateway takes all transitions on one wildcard
+// subscription and keeps those its users follow.
 //
 // # Cost
 //
-// Each online (user, gateway) pair costs one KV write per TTL/3 (with the
-// default 60 s TTL, a million online users make 50,000 writes a second
-// across all gateways), which the Keeper reads, headers only. A transition
-// is one core NATS message, delivered only to gateways whose users follow
-// the user. One bucket and one consumer, however many users.
+// A user's connection to a gateway costs two KV writes (its key and the
+// purge), however long it lasts; each gateway adds one heartbeat write per
+// TTL/3. The Keeper reads them all, headers only. A transition is one core
+// NATS message. One bucket and one consumer, however many users.
 //
 // The bucket is in memory: presence means nothing after a restart of the
-// whole NATS cluster, and gateways write their keys back on their next
-// renewal.
+// whole NATS cluster. A gateway finds its last heartbeat missing at the
+// next beat and writes its users' keys again; so does a gateway the Keeper
+// took for dead (a partition longer than the TTL).
 package presence
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +50,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/bus"
 )
@@ -64,9 +68,9 @@ const (
 
 // Config is a deployment's presence setting.
 type Config struct {
-	// TTL is how long a gateway's key outlives its last renewal: the time
-	// within which a killed gateway's users go offline (default 60s,
-	// at least 3s).
+	// TTL is how long a gateway's heartbeat outlives its last renewal:
+	// about the time within which a killed gateway's users go offline
+	// (default 60s, at least 3s).
 	TTL      time.Duration
 	Replicas int // of the bucket: 3 in a cluster (default 1)
 }
@@ -118,15 +122,99 @@ func keyTTL(ctx context.Context, js jetstream.JetStream) (time.Duration, error) 
 // connKey is the key of user's connections on gateway.
 func connKey(user, gateway string) string { return user + "." + gateway }
 
-// parseSubject splits a bucket subject into user and gateway ("" for the
-// last-seen key).
+// heartbeatKey is gateway's heartbeat. Its three tokens set it apart from
+// every user key (one or two tokens).
+func heartbeatKey(gateway string) string { return "gw." + gateway + ".alive" }
+
+// parseSubject splits a bucket subject of a user key into user and gateway
+// ("" for the last-seen key); false for any other subject.
 func parseSubject(subject string) (user, gateway string, ok bool) {
 	key, ok := strings.CutPrefix(subject, keyPrefix)
 	if !ok {
 		return "", "", false
 	}
 	user, gateway, _ = strings.Cut(key, ".")
-	return user, gateway, user != ""
+	return user, gateway, user != "" && !strings.Contains(gateway, ".")
+}
+
+// parseHeartbeat returns the gateway of a heartbeat key's subject.
+func parseHeartbeat(subject string) (gateway string, ok bool) {
+	key, ok := strings.CutPrefix(subject, keyPrefix+"gw.")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(key, ".alive")
+}
+
+// purgeMsg ends key as jetstream.KeyValue.Purge does, with a TTL on the
+// purge marker so it goes once read.
+func purgeMsg(key string, ttl time.Duration) *nats.Msg {
+	m := nats.NewMsg(keyPrefix + key)
+	m.Header.Set("KV-Operation", "PURGE")
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Header.Set(jetstream.MsgTTLHeader, ttl.String())
+	return m
+}
+
+// gatewayUsers lists the users with a key of gateway.
+func gatewayUsers(ctx context.Context, js jetstream.JetStream, gateway string) ([]string, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	users, err := listKeys(ctx, kv, "*."+gateway, func(key string) (string, bool) {
+		user, _, ok := strings.Cut(key, ".")
+		return user, ok
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	return slices.Collect(maps.Keys(users)), nil
+}
+
+// keyWriter publishes bucket writes asynchronously, writeBatch at a time.
+type keyWriter struct {
+	js  jetstream.JetStream
+	log *zap.Logger
+}
+
+// writeBatch bounds the KV writes in flight at once.
+const writeBatch = 512
+
+// writeTimeout bounds waiting for the acks of one call.
+const writeTimeout = 5 * time.Second
+
+// write publishes msgs and reports each outcome to done, by index. The
+// whole call waits writeTimeout at most, so a lost NATS connection does
+// not hold the writer for long.
+func (w keyWriter) write(ctx context.Context, msgs []*nats.Msg, done func(i int, ok bool)) {
+	wait, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	for start := 0; start < len(msgs); start += writeBatch {
+		batch := msgs[start:min(start+writeBatch, len(msgs))]
+		acks := make([]jetstream.PubAckFuture, len(batch))
+		for i, m := range batch {
+			f, err := w.js.PublishMsgAsync(m)
+			if err != nil {
+				w.log.Warn("presence write failed", zap.String("subject", m.Subject), zap.Error(err))
+			}
+			acks[i] = f
+		}
+		for i, f := range acks {
+			ok := f != nil
+			if ok {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					w.log.Warn("presence write failed", zap.String("subject", batch[i].Subject), zap.Error(err))
+					ok = false
+				case <-wait.Done():
+					ok = false
+				}
+			}
+			done(start+i, ok)
+		}
+	}
 }
 
 // isMarker reports whether a stored message ends its key: a delete or

@@ -31,17 +31,22 @@ func setup(t *testing.T, keepers int) (*nats.Conn, string) {
 		t.Fatal(err)
 	}
 	for range keepers {
-		k, err := presence.NewKeeper(ctx, connect(t, nc.ConnectedUrl()), zaptest.NewLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		run(t, func(ctx context.Context) {
-			if err := k.Run(ctx); err != nil {
-				t.Error(err)
-			}
-		})
+		startKeeper(t, nc.ConnectedUrl())
 	}
 	return nc, nc.ConnectedUrl()
+}
+
+func startKeeper(t *testing.T, url string) {
+	t.Helper()
+	k, err := presence.NewKeeper(ctxT(t, 10*time.Second), connect(t, url), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, func(ctx context.Context) {
+		if err := k.Run(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -70,10 +75,10 @@ func run(t *testing.T, f func(ctx context.Context)) {
 
 // gateway starts a tracker named id on a connection of its own; cancel
 // stops it cleanly, closing the connection kills it.
-func gateway(t *testing.T, url, id string) (*presence.Tracker, *nats.Conn, context.CancelFunc) {
+func gateway(t *testing.T, url, id string, online ...string) (*presence.Tracker, *nats.Conn, context.CancelFunc) {
 	t.Helper()
 	nc := connect(t, url)
-	tr, err := presence.NewTracker(ctxT(t, 5*time.Second), nc, id, zaptest.NewLogger(t))
+	tr, err := presence.NewTracker(ctxT(t, 5*time.Second), nc, id, func() []string { return online }, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +210,65 @@ func TestKilledGatewayExpires(t *testing.T) {
 	quiet(t, events, time.Second)
 	checkOnline(t, nc, "alice", true)
 	checkOnline(t, nc, "bob", false)
+}
+
+// A gateway restarted under the same id, quicker than its heartbeat
+// expires, ends the keys its previous run left.
+func TestRestartedGatewayEndsItsOldKeys(t *testing.T) {
+	nc, url := setup(t, 1)
+	events := watch(t, nc, "frank")
+	first, _, _ := gateway(t, url, "gw0")
+	first.Set("frank", true)
+	expect(t, events, "frank", true, 2*time.Second)
+	crashed, crashedNC, _ := gateway(t, url, "gw")
+	crashed.Set("frank", true)
+	expect(t, events, "frank", true, 2*time.Second)
+	first.Set("frank", false)
+	quiet(t, events, 500*time.Millisecond) // still on gw
+	crashedNC.Close()
+	gateway(t, url, "gw") // back at once: its heartbeat never expired
+	expect(t, events, "frank", false, 2*time.Second)
+	checkOnline(t, nc, "frank", false)
+}
+
+// A gateway the Keeper took for dead (here: its keys purged as the Keeper
+// does when a heartbeat expires) finds at its next beat that its heartbeat
+// is gone, and writes its users' keys again.
+func TestGatewayTakenForDeadComesBack(t *testing.T) {
+	nc, url := setup(t, 1)
+	events := watch(t, nc, "henry")
+	gw, _, _ := gateway(t, url, "slow", "henry")
+	gw.Set("henry", true)
+	expect(t, events, "henry", true, 2*time.Second)
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctxT(t, 5*time.Second), presence.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"gw.slow.alive", "henry.slow"} {
+		if err := kv.Purge(ctxT(t, 5*time.Second), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, events, "henry", false, 2*time.Second)
+	expect(t, events, "henry", true, ttl)
+	checkOnline(t, nc, "henry", true)
+}
+
+// A gateway that died while no Keeper ran: the first Keeper to start ends
+// its keys.
+func TestKeeperEndsOrphanedKeys(t *testing.T) {
+	nc, url := setup(t, 0)
+	events := watch(t, nc, "grace")
+	gw, gwNC, _ := gateway(t, url, "lost")
+	gw.Set("grace", true)
+	expect(t, events, "grace", true, 2*time.Second)
+	gwNC.Close()
+	time.Sleep(2*ttl + time.Second) // the heartbeat and its marker are gone
+	checkOnline(t, nc, "grace", true)
+	startKeeper(t, url)
+	expect(t, events, "grace", false, 3*time.Second)
+	checkOnline(t, nc, "grace", false)
 }
 
 // A clean stop purges every key at once.

@@ -2,9 +2,9 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"maps"
-	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,36 +17,33 @@ import (
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
 
-// Tracker keeps one gateway's keys: <user>.<gateway> exists while the user
-// has a connection on the gateway.
+// Tracker keeps one gateway's keys: its heartbeat, renewed every TTL/3,
+// and <user>.<gateway> from the user's first connection there to the last.
 //
 // Set only records, so sessions never wait on the bus. One writer (Run)
-// turns what was recorded into KV writes, and as the only writer of
-// the gateway's keys it issues them in the order it decides them: a purge
-// is never overtaken by a renewal of the same key. A user who leaves and
-// comes back between two runs of the writer costs no write at all.
+// turns what was recorded into KV writes, and as the only writer of the
+// gateway's keys it issues them in the order it decides them. The tracker
+// keeps nothing per user beyond the changes not yet written: a user's key
+// is written once, and only the heartbeat is renewed.
 type Tracker struct {
 	nc      *nats.Conn
-	js      jetstream.JetStream
+	w       keyWriter
 	gateway string
 	ttl     time.Duration
 	log     *zap.Logger
+	online  func() []string // the users with a connection here now
+	beatSeq uint64          // Run's own: the stream sequence of the last heartbeat
 
 	mu    sync.Mutex
 	dirty map[string]bool // users whose key may be out of date -> whether online here
 	wake  chan struct{}
-
-	live map[string]struct{} // Run's own: users whose key is written and not purged
 }
 
-// writeBatch bounds the KV writes in flight at once.
-const writeBatch = 512
-
-// writeTimeout bounds waiting for the acks of one round of writes.
-const writeTimeout = 5 * time.Second
-
-// NewTracker prepares the tracker of gateway; Run writes its keys.
-func NewTracker(ctx context.Context, nc *nats.Conn, gateway string, log *zap.Logger) (*Tracker, error) {
+// NewTracker prepares the tracker of gateway; Run writes its keys. online
+// lists the users with a connection on the gateway: the tracker writes
+// them all again when it finds its heartbeat was not the last (the bucket
+// was lost, or the Keeper took the gateway for dead).
+func NewTracker(ctx context.Context, nc *nats.Conn, gateway string, online func() []string, log *zap.Logger) (*Tracker, error) {
 	// A JetStream context of its own: async publish bookkeeping apart
 	// from the gateway's.
 	js, err := jetstream.New(nc)
@@ -58,10 +55,9 @@ func NewTracker(ctx context.Context, nc *nats.Conn, gateway string, log *zap.Log
 		return nil, err
 	}
 	return &Tracker{
-		nc: nc, js: js, gateway: gateway, ttl: ttl, log: log,
+		nc: nc, w: keyWriter{js: js, log: log}, gateway: gateway, ttl: ttl, log: log, online: online,
 		dirty: make(map[string]bool),
 		wake:  make(chan struct{}, 1),
-		live:  make(map[string]struct{}),
 	}, nil
 }
 
@@ -78,115 +74,119 @@ func (t *Tracker) Set(user string, online bool) {
 	}
 }
 
-// Run writes keys until ctx ends, then purges every key it holds, so a
-// gateway that stops cleanly takes its users offline at once.
+// Run writes keys until ctx ends, then purges every key of the gateway, so
+// a gateway that stops cleanly takes its users offline at once. It starts
+// by purging the keys a previous run under the same gateway id left (a
+// restart quicker than the heartbeat's TTL), then beats before writing any
+// user's key: the Keeper ends the keys of a gateway without a heartbeat.
 func (t *Tracker) Run(ctx context.Context) {
+	t.purgeAll(ctx)
+	t.beat(ctx)
 	renew := time.NewTicker(t.ttl / 3)
 	defer renew.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			stop, cancel := context.WithTimeout(context.Background(), writeTimeout)
-			t.purge(stop, slices.Collect(maps.Keys(t.live)))
+			t.purgeAll(stop)
 			cancel()
 			return
 		case <-t.wake:
 		case <-renew.C:
-			t.put(ctx, slices.Collect(maps.Keys(t.live)), false)
+			t.beat(ctx)
 		}
 		t.reconcile(ctx)
 	}
 }
 
-// reconcile writes the keys of users whose connections came or went.
+// beat renews the gateway's heartbeat key, expecting the last one to be
+// its own. If it is not, the gateway's keys may be gone (its heartbeat
+// expired, or the bucket was lost), and every user online here is written
+// again.
+func (t *Tracker) beat(ctx context.Context) {
+	m := nats.NewMsg(keyPrefix + heartbeatKey(t.gateway))
+	m.Data = []byte(strconv.FormatInt(time.Now().UnixMilli(), 10))
+	m.Header.Set(jetstream.MsgTTLHeader, t.ttl.String())
+	var opts []jetstream.PublishOpt
+	if t.beatSeq > 0 {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(t.beatSeq))
+	}
+	pctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	ack, err := t.w.js.PublishMsg(pctx, m, opts...)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		t.log.Warn("presence: heartbeat was lost, writing every user's key again")
+		t.beatSeq = 0
+		t.beat(ctx)
+		online := t.online() // not under mu: the gateway calls Set under its own lock
+		t.mu.Lock()
+		for _, u := range online {
+			if _, changed := t.dirty[u]; !changed {
+				t.dirty[u] = true
+			}
+		}
+		t.mu.Unlock()
+		return
+	}
+	if err != nil {
+		t.log.Warn("presence: heartbeat failed", zap.Error(err))
+		return
+	}
+	t.beatSeq = ack.Sequence
+}
+
+// purgeAll ends every key of this gateway, heartbeat included.
+func (t *Tracker) purgeAll(ctx context.Context) {
+	users, err := gatewayUsers(ctx, t.w.js, t.gateway)
+	if err != nil {
+		t.log.Warn("presence: the gateway's keys could not be listed", zap.Error(err))
+	}
+	msgs := []*nats.Msg{purgeMsg(heartbeatKey(t.gateway), t.ttl)}
+	for _, u := range users {
+		msgs = append(msgs, purgeMsg(connKey(u, t.gateway), t.ttl))
+	}
+	t.w.write(ctx, msgs, func(int, bool) {})
+}
+
+// reconcile writes the keys of users whose connections came or went. A
+// user who left and came back since the last round is written again,
+// which is harmless. A failed write is retried next round unless the user
+// changed meanwhile.
 func (t *Tracker) reconcile(ctx context.Context) {
-	var up, down []string
 	t.mu.Lock()
 	dirty := t.dirty
+	if len(dirty) == 0 {
+		t.mu.Unlock()
+		return
+	}
 	// A new map: a cleared one would keep the storm's size.
 	t.dirty = make(map[string]bool)
 	t.mu.Unlock()
-	for u, want := range dirty {
-		_, have := t.live[u]
-		switch {
-		case want && !have:
-			up = append(up, u)
-		case !want && have:
-			down = append(down, u)
+	users := make([]string, 0, len(dirty))
+	msgs := make([]*nats.Msg, 0, len(dirty))
+	for u, online := range dirty {
+		users = append(users, u)
+		if online {
+			msgs = append(msgs, nats.NewMsg(keyPrefix+connKey(u, t.gateway)))
+		} else {
+			msgs = append(msgs, purgeMsg(connKey(u, t.gateway), t.ttl))
 		}
 	}
-	t.purge(ctx, down)
-	t.put(ctx, up, true)
-}
-
-// put writes users' keys with a fresh TTL. announce publishes their online
-// transition once stored (new keys). A user whose write fails is retried
-// with the next renewal and announced again: the key may have expired
-// meanwhile, and the Keeper then said offline.
-func (t *Tracker) put(ctx context.Context, users []string, announce bool) {
-	t.write(ctx, users, func(user string) *nats.Msg {
-		return nats.NewMsg(keyPrefix + connKey(user, t.gateway))
-	}, func(user string, ok bool) {
+	t.w.write(ctx, msgs, func(i int, ok bool) {
+		u := users[i]
 		if ok {
-			t.live[user] = struct{}{}
-			if announce {
-				t.announce(user)
+			if dirty[u] {
+				t.announce(u)
 			}
 			return
 		}
-		delete(t.live, user)
 		t.mu.Lock()
-		if _, changed := t.dirty[user]; !changed {
-			t.dirty[user] = true // still online here: write again
+		if _, changed := t.dirty[u]; !changed {
+			t.dirty[u] = dirty[u]
 		}
 		t.mu.Unlock()
 	})
-}
-
-// purge ends users' keys. Renewals stop whether or not the purge is
-// stored; if it is not, the key expires within the TTL instead.
-func (t *Tracker) purge(ctx context.Context, users []string) {
-	t.write(ctx, users, func(user string) *nats.Msg {
-		delete(t.live, user)
-		m := nats.NewMsg(keyPrefix + connKey(user, t.gateway))
-		// What jetstream.KeyValue.Purge writes, issued asynchronously.
-		m.Header.Set("KV-Operation", "PURGE")
-		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
-		return m
-	}, func(string, bool) {})
-}
-
-// write publishes one message per user, writeBatch at a time, each with
-// the key TTL (purge markers then go after the TTL too), and reports each
-// outcome to done. The whole call waits writeTimeout at most, so a lost
-// NATS connection does not hold the writer for long.
-func (t *Tracker) write(ctx context.Context, users []string, msg func(user string) *nats.Msg, done func(user string, ok bool)) {
-	wait, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	for batch := range slices.Chunk(users, writeBatch) {
-		acks := make([]jetstream.PubAckFuture, len(batch))
-		for i, u := range batch {
-			f, err := t.js.PublishMsgAsync(msg(u), jetstream.WithMsgTTL(t.ttl))
-			if err != nil {
-				t.log.Warn("presence write failed", zap.String("user", u), zap.Error(err))
-			}
-			acks[i] = f
-		}
-		for i, u := range batch {
-			ok := acks[i] != nil
-			if ok {
-				select {
-				case <-acks[i].Ok():
-				case err := <-acks[i].Err():
-					t.log.Warn("presence write failed", zap.String("user", u), zap.Error(err))
-					ok = false
-				case <-wait.Done():
-					ok = false
-				}
-			}
-			done(u, ok)
-		}
-	}
 }
 
 // announce publishes user's online transition.

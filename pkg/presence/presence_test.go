@@ -90,6 +90,27 @@ func gateway(t *testing.T, url, id string, online ...string) (*presence.Tracker,
 	return tr, nc, stop
 }
 
+// scene is a bucket with its keepers and one user online through a
+// gateway.
+type scene struct {
+	nc, gwNC *nats.Conn
+	url      string
+	events   <-chan *pb.PresenceEvent
+	stop     context.CancelFunc // stops the gateway cleanly
+}
+
+// userOnline sets up a scene: user connected through gateway id, which
+// lists online as its users.
+func userOnline(t *testing.T, keepers int, id, user string, online ...string) scene {
+	t.Helper()
+	nc, url := setup(t, keepers)
+	events := watch(t, nc, user)
+	gw, gwNC, stop := gateway(t, url, id, online...)
+	gw.Set(user, true)
+	expect(t, events, user, true, 2*time.Second)
+	return scene{nc: nc, gwNC: gwNC, url: url, events: events, stop: stop}
+}
+
 // watch collects the presence events of users.
 func watch(t *testing.T, nc *nats.Conn, users ...string) <-chan *pb.PresenceEvent {
 	t.Helper()
@@ -235,12 +256,8 @@ func TestRestartedGatewayEndsItsOldKeys(t *testing.T) {
 // does when a heartbeat expires) finds at its next beat that its heartbeat
 // is gone, and writes its users' keys again.
 func TestGatewayTakenForDeadComesBack(t *testing.T) {
-	nc, url := setup(t, 1)
-	events := watch(t, nc, "henry")
-	gw, _, _ := gateway(t, url, "slow", "henry")
-	gw.Set("henry", true)
-	expect(t, events, "henry", true, 2*time.Second)
-	js, _ := jetstream.New(nc)
+	sc := userOnline(t, 1, "slow", "henry", "henry")
+	js, _ := jetstream.New(sc.nc)
 	kv, err := js.KeyValue(ctxT(t, 5*time.Second), presence.Bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -250,36 +267,28 @@ func TestGatewayTakenForDeadComesBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	expect(t, events, "henry", false, 2*time.Second)
-	expect(t, events, "henry", true, ttl)
-	checkOnline(t, nc, "henry", true)
+	expect(t, sc.events, "henry", false, 2*time.Second)
+	expect(t, sc.events, "henry", true, ttl)
+	checkOnline(t, sc.nc, "henry", true)
 }
 
 // A gateway that died while no Keeper ran: the first Keeper to start ends
 // its keys.
 func TestKeeperEndsOrphanedKeys(t *testing.T) {
-	nc, url := setup(t, 0)
-	events := watch(t, nc, "grace")
-	gw, gwNC, _ := gateway(t, url, "lost")
-	gw.Set("grace", true)
-	expect(t, events, "grace", true, 2*time.Second)
-	gwNC.Close()
+	sc := userOnline(t, 0, "lost", "grace")
+	sc.gwNC.Close()
 	time.Sleep(2*ttl + time.Second) // the heartbeat and its marker are gone
-	checkOnline(t, nc, "grace", true)
-	startKeeper(t, url)
-	expect(t, events, "grace", false, 3*time.Second)
-	checkOnline(t, nc, "grace", false)
+	checkOnline(t, sc.nc, "grace", true)
+	startKeeper(t, sc.url)
+	expect(t, sc.events, "grace", false, 3*time.Second)
+	checkOnline(t, sc.nc, "grace", false)
 }
 
 // A clean stop purges every key at once.
 func TestCleanStopGoesOffline(t *testing.T) {
-	nc, url := setup(t, 1)
-	events := watch(t, nc, "carol")
-	gw, _, stop := gateway(t, url, "gw")
-	gw.Set("carol", true)
-	expect(t, events, "carol", true, 2*time.Second)
-	stop()
-	expect(t, events, "carol", false, 2*time.Second)
+	sc := userOnline(t, 1, "gw", "carol")
+	sc.stop()
+	expect(t, sc.events, "carol", false, 2*time.Second)
 }
 
 // Connecting and leaving between two writes costs nothing and says

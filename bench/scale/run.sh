@@ -33,6 +33,7 @@ deployment:
   -t, --transport T          --ws-transport of every process: epoll or goroutine (epoll)
       --port P               the gateways' client port on 127.0.0.1 (a free one)
       --gateway-flag FLAG    one more flag for every gateway, e.g. --gateway-flag=--ws-pollers=2 (repeatable)
+      --gateway-env VAR=VAL  one more environment variable for every gateway only, e.g. GOGC=50 (repeatable)
       --dev-flag FLAG        one more flag for `parley dev` (repeatable)
       --log-level L          of every Parley process (warn)
 store:
@@ -61,7 +62,7 @@ die() { log "$*"; exit 1; }
 GATEWAYS=1 TRANSPORT=epoll PORT="" LOG_LEVEL=warn
 C_REUSE=0 C_PORT="" C_SPORT="" C_DIR="" C_HEAP=1g KEYSPACE=""
 BIN="$REPO/bin/parley" BUILD=0 OUT="$REPO/bench/results" WORK="" KEEP=0
-GW_FLAGS=() DEV_FLAGS=()
+GW_FLAGS=() GW_ENV=() DEV_FLAGS=()
 while (($#)); do
   case "$1" in
     -g|--gateways) GATEWAYS="$2"; shift 2 ;;
@@ -69,6 +70,8 @@ while (($#)); do
     --port) PORT="$2"; shift 2 ;;
     --gateway-flag) GW_FLAGS+=("$2"); shift 2 ;;
     --gateway-flag=*) GW_FLAGS+=("${1#*=}"); shift ;;
+    --gateway-env) GW_ENV+=("$2"); shift 2 ;;
+    --gateway-env=*) GW_ENV+=("${1#*=}"); shift ;;
     --dev-flag) DEV_FLAGS+=("$2"); shift 2 ;;
     --dev-flag=*) DEV_FLAGS+=("${1#*=}"); shift ;;
     --log-level) LOG_LEVEL="$2"; shift 2 ;;
@@ -263,7 +266,7 @@ declare -a GW_CMDS
 for ((i = 1; i <= GATEWAYS; i++)); do
   free_port dbg
   GW_DEBUG+=("$dbg")
-  cmd=("$BIN" gateway "${STORE[@]}" --nats-url "nats://127.0.0.1:$NATS_PORT" --data-dir "$DATA/gateway-$i"
+  cmd=(${GW_ENV[@]+env "${GW_ENV[@]}"} "$BIN" gateway "${STORE[@]}" --nats-url "nats://127.0.0.1:$NATS_PORT" --data-dir "$DATA/gateway-$i"
     --http-addr "127.0.0.1:$PORT" --reuseport --debug-addr "127.0.0.1:$dbg" --dev-tokens
     "${COMMON[@]}" ${GW_FLAGS[@]+"${GW_FLAGS[@]}"})
   GW_CMDS[i]="$(shown "${cmd[@]}")"

@@ -67,6 +67,10 @@ func connectFindings(o *Outcome) Findings {
 		f.figure("Server RSS before connecting", float64(o.ServerRSSBefore), "bytes", "")
 		f.figure("Server RSS while holding", rss, "bytes", "mean over the hold")
 		f.figure("Server RSS per connection", (rss-float64(o.ServerRSSBefore))/connected, "bytes", note)
+		end := lastProcs(o.Server)
+		f.figure("Server RSS at the end of the hold", end, "bytes", "last sample: after a garbage collection once the hold passes the runtime's forced one (2 min)")
+		f.figure("Server RSS per connection at the end of the hold", (end-float64(o.ServerRSSBefore))/connected, "bytes",
+			"steady state of idle connections: the storm's garbage collected, free memory returned")
 	}
 	heap := []string{"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes"}
 	if during, ok := meanMetrics(o.Server, o.Hold.Start, heap); ok {
@@ -145,8 +149,17 @@ func meanProcs(r *sample.Result, from time.Time) float64 {
 	return meanOf(at)
 }
 
-// meanMetrics averages the sum of metrics (over names and endpoints) from
-// from on, reporting false unless every name was sampled.
+// lastProcs sums the sampled processes' last RSS.
+func lastProcs(r *sample.Result) float64 {
+	var sum float64
+	for _, p := range r.Processes {
+		if len(p.Points) > 0 {
+			sum += float64(p.Points[len(p.Points)-1].RSSBytes)
+		}
+	}
+	return sum
+}
+
 // liveHeap is the Go heap the last garbage collection found live.
 const liveHeap = "go_gc_heap_live_bytes"
 
@@ -163,6 +176,8 @@ func lastMetric(r *sample.Result, name string) (float64, bool) {
 	return sum, found
 }
 
+// meanMetrics averages the sum of metrics (over names and endpoints) from
+// from on, reporting false unless every name was sampled.
 func meanMetrics(r *sample.Result, from time.Time, names []string) (float64, bool) {
 	at := map[time.Time]float64{}
 	found := map[string]bool{}

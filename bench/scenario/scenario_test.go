@@ -230,7 +230,7 @@ func TestConnectHold(t *testing.T) {
 	if got := o.Result.Run.Totals.Connections; got != 30 || o.Result.Run.Totals.Errors != 0 {
 		t.Fatalf("%d connections, %d errors", got, o.Result.Run.Totals.Errors)
 	}
-	if !hasFigure(o, "Server RSS per connection") {
+	if !hasFigure(o, "Server RSS per connection") || !hasFigure(o, "Server RSS per connection at the end of the hold") {
 		t.Fatalf("no memory figure in %+v", o.Findings.Figures)
 	}
 	if !slices.ContainsFunc(o.Findings.Tables, func(t Table) bool { return t.Title == "Per process while holding" && len(t.Rows) == 2 }) {

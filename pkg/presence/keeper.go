@@ -159,9 +159,15 @@ func (k *Keeper) markedAt(m jetstream.Msg) time.Time {
 // writes for a dead gateway (unix milliseconds).
 const headerLastSeen = "Parley-Last-Seen"
 
-// endGateway purges the keys of a gateway whose heartbeat expired; the
-// purges come back to the Keeper as departures.
+// endGateway purges the keys of a gateway whose heartbeat expired, unless
+// it beats again (it was only slow); the purges come back to the Keeper as
+// departures. A gateway that beats again after this finds the expiry and
+// writes its keys back (Tracker.beat).
 func (k *Keeper) endGateway(ctx context.Context, gateway string, lastSeen time.Time) {
+	if hb, err := bus.LastForSubject(ctx, k.nc, stream, keyPrefix+heartbeatKey(gateway)); err == nil && !isMarker(hb.Header) {
+		k.log.Info("presence keeper: gateway beats again, its keys stay", zap.String("gateway", gateway))
+		return
+	}
 	users, err := gatewayUsers(ctx, k.js, gateway)
 	if err != nil {
 		k.log.Warn("presence keeper: a dead gateway's keys could not be listed", zap.String("gateway", gateway), zap.Error(err))

@@ -32,7 +32,7 @@ type Tracker struct {
 	ttl     time.Duration
 	log     *zap.Logger
 	online  func() []string // the users with a connection here now
-	beatSeq uint64          // Run's own: the stream sequence of the last heartbeat
+	beaten  bool            // Run's own: a heartbeat of this run was stored
 
 	mu    sync.Mutex
 	dirty map[string]bool // users whose key may be out of date -> whether online here
@@ -41,8 +41,8 @@ type Tracker struct {
 
 // NewTracker prepares the tracker of gateway; Run writes its keys. online
 // lists the users with a connection on the gateway: the tracker writes
-// them all again when it finds its heartbeat was not the last (the bucket
-// was lost, or the Keeper took the gateway for dead).
+// them all again when it finds its heartbeat gone (the bucket was lost, or
+// the Keeper took the gateway for dead).
 func NewTracker(ctx context.Context, nc *nats.Conn, gateway string, online func() []string, log *zap.Logger) (*Tracker, error) {
 	// A JetStream context of its own: async publish bookkeeping apart
 	// from the gateway's.
@@ -99,41 +99,37 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// beat renews the gateway's heartbeat key, expecting the last one to be
-// its own. If it is not, the gateway's keys may be gone (its heartbeat
-// expired, or the bucket was lost), and every user online here is written
-// again.
+// beat renews the gateway's heartbeat key. If the last heartbeat stored is
+// not a live one of this run (it expired, so the Keeper ended the gateway's
+// keys, or the bucket was lost), every user online here is written again.
+// A beat whose ack timed out but was stored counts as live: only the bucket
+// is asked, not the ack.
 func (t *Tracker) beat(ctx context.Context) {
-	m := nats.NewMsg(keyPrefix + heartbeatKey(t.gateway))
+	subject := keyPrefix + heartbeatKey(t.gateway)
+	if t.beaten {
+		prev, err := bus.LastForSubject(ctx, t.nc, stream, subject)
+		if errors.Is(err, bus.ErrNotFound) || (err == nil && isMarker(prev.Header)) {
+			t.log.Warn("presence: the gateway's heartbeat was gone, writing every user's key again")
+			online := t.online() // not under mu: the gateway calls Set under its own lock
+			t.mu.Lock()
+			for _, u := range online {
+				if _, changed := t.dirty[u]; !changed {
+					t.dirty[u] = true
+				}
+			}
+			t.mu.Unlock()
+		}
+	}
+	m := nats.NewMsg(subject)
 	m.Data = []byte(strconv.FormatInt(time.Now().UnixMilli(), 10))
 	m.Header.Set(jetstream.MsgTTLHeader, t.ttl.String())
-	var opts []jetstream.PublishOpt
-	if t.beatSeq > 0 {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(t.beatSeq))
-	}
 	pctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	ack, err := t.w.js.PublishMsg(pctx, m, opts...)
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-		t.log.Warn("presence: heartbeat was lost, writing every user's key again")
-		t.beatSeq = 0
-		t.beat(ctx)
-		online := t.online() // not under mu: the gateway calls Set under its own lock
-		t.mu.Lock()
-		for _, u := range online {
-			if _, changed := t.dirty[u]; !changed {
-				t.dirty[u] = true
-			}
-		}
-		t.mu.Unlock()
-		return
-	}
-	if err != nil {
+	if _, err := t.w.js.PublishMsg(pctx, m); err != nil {
 		t.log.Warn("presence: heartbeat failed", zap.Error(err))
 		return
 	}
-	t.beatSeq = ack.Sequence
+	t.beaten = true
 }
 
 // purgeAll ends every key of this gateway, heartbeat included.

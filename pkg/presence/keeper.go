@@ -61,17 +61,32 @@ func NewKeeper(ctx context.Context, nc *nats.Conn, log *zap.Logger) (*Keeper, er
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        keeperConsumer,
 		Description:    "Parley presence: offline transitions",
 		FilterSubjects: []string{keyPrefix + "*.*", keyPrefix + heartbeatKey("*")},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		AckPolicy:      jetstream.AckNonePolicy,
+		// Acked, so a message the client library drops (it may, when its
+		// pull accounting resets under load) comes again instead of a
+		// departure going unannounced.
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        keeperAckWait,
+		MaxAckPending:  keeperMaxPending,
 		HeadersOnly:    true,
 		PriorityGroups: []string{keeperGroup},
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
 		PinnedTTL:      keeperPinTTL,
-	})
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, cfg)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// A consumer left with settings that cannot be updated in place
+		// (an earlier Parley's): made again, from new messages on.
+		if derr := s.DeleteConsumer(ctx, keeperConsumer); derr == nil {
+			log.Warn("presence keeper: consumer made again", zap.Error(err))
+			c, err = s.CreateOrUpdateConsumer(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("presence: consumer %s: %w", keeperConsumer, err)
 	}
@@ -111,13 +126,19 @@ func (k *Keeper) Run(ctx context.Context) error {
 			if m.Headers().Get(jetstream.MarkerReasonHeader) != "" {
 				k.endGateway(ctx, gw, k.markedAt(m).Add(-k.ttl))
 			}
-			continue
-		}
-		if d, ok := k.departureOf(m); ok {
+		} else if d, ok := k.departureOf(m); ok {
 			gone <- d
 		}
+		_ = m.Ack() // a lost ack only brings the message again: settling is idempotent
 	}
 }
+
+// The Keeper consumer's ack settings: a message not acked within
+// keeperAckWait comes again, and up to keeperMaxPending may wait for acks.
+const (
+	keeperAckWait    = 30 * time.Second
+	keeperMaxPending = 10000
+)
 
 // keeperBatch bounds the departures settled with one presence read.
 const keeperBatch = usersPerGet

@@ -284,6 +284,26 @@ func TestKeeperEndsOrphanedKeys(t *testing.T) {
 	checkOnline(t, sc.nc, "grace", false)
 }
 
+// A Keeper consumer left by an earlier Parley, with an ack policy that
+// cannot be updated in place, is made again.
+func TestKeeperRemakesAnOldConsumer(t *testing.T) {
+	nc, url := setup(t, 0)
+	js, _ := jetstream.New(nc)
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := js.CreateConsumer(ctx, "KV_"+presence.Bucket, jetstream.ConsumerConfig{
+		Durable: "presence-keeper", AckPolicy: jetstream.AckNonePolicy, FilterSubject: "$KV." + presence.Bucket + ".*.*",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startKeeper(t, url)
+	events := watch(t, nc, "ivan")
+	gw, _, _ := gateway(t, url, "gw")
+	gw.Set("ivan", true)
+	expect(t, events, "ivan", true, 2*time.Second)
+	gw.Set("ivan", false)
+	expect(t, events, "ivan", false, 2*time.Second)
+}
+
 // A clean stop purges every key at once.
 func TestCleanStopGoesOffline(t *testing.T) {
 	sc := userOnline(t, 1, "gw", "carol")

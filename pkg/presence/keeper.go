@@ -195,10 +195,14 @@ func (k *Keeper) endGateway(ctx context.Context, gateway string, lastSeen time.T
 		return
 	}
 	k.log.Info("presence keeper: gateway gone, its users go offline", zap.String("gateway", gateway), zap.Int("users", len(users)))
-	msgs := make([]*nats.Msg, len(users))
-	for i, u := range users {
-		msgs[i] = purgeMsg(connKey(u, gateway), k.ttl)
-		msgs[i].Header.Set(headerLastSeen, strconv.FormatInt(lastSeen.UnixMilli(), 10))
+	msgs := make([]*nats.Msg, 0, len(users))
+	for u, rev := range users {
+		m := purgeMsg(connKey(u, gateway), k.ttl)
+		m.Header.Set(headerLastSeen, strconv.FormatInt(lastSeen.UnixMilli(), 10))
+		// Only the key as listed: one the gateway wrote again meanwhile
+		// (it came back) stays.
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+		msgs = append(msgs, m)
 	}
 	k.w.write(ctx, msgs, func(int, bool) {})
 }

@@ -42,7 +42,6 @@ package presence
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -156,20 +155,32 @@ func purgeMsg(key string, ttl time.Duration) *nats.Msg {
 	return m
 }
 
-// gatewayUsers lists the users with a key of gateway.
-func gatewayUsers(ctx context.Context, js jetstream.JetStream, gateway string) ([]string, error) {
+// gatewayUsers lists the users with a key of gateway, each with the
+// key's revision (its stream sequence).
+func gatewayUsers(ctx context.Context, js jetstream.JetStream, gateway string) (map[string]uint64, error) {
 	kv, err := js.KeyValue(ctx, Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	users, err := listKeys(ctx, kv, "*."+gateway, func(key string) (string, bool) {
-		user, _, ok := strings.Cut(key, ".")
-		return user, ok
-	})
+	w, err := kv.WatchFiltered(ctx, []string{"*." + gateway}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	return slices.Collect(maps.Keys(users)), nil
+	defer w.Stop()
+	users := make(map[string]uint64)
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return users, nil // the current keys are all there
+			}
+			if user, _, ok := strings.Cut(e.Key(), "."); ok {
+				users[user] = e.Revision()
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("presence: listing gateway %s: %w", gateway, ctx.Err())
+		}
+	}
 }
 
 // keyWriter publishes bucket writes asynchronously, writeBatch at a time.

@@ -32,7 +32,8 @@ type Tracker struct {
 	ttl     time.Duration
 	log     *zap.Logger
 	online  func() []string // the users with a connection here now
-	beaten  bool            // Run's own: a heartbeat of this run was stored
+	beaten  bool            // the beating goroutine's: a heartbeat of this run was stored
+	lost    bool            // the beating goroutine's: the heartbeat was found gone
 
 	mu    sync.Mutex
 	dirty map[string]bool // users whose key may be out of date -> whether online here
@@ -68,6 +69,11 @@ func (t *Tracker) Set(user string, online bool) {
 	t.mu.Lock()
 	t.dirty[user] = online
 	t.mu.Unlock()
+	t.poke()
+}
+
+// poke wakes Run's writer.
+func (t *Tracker) poke() {
 	select {
 	case t.wake <- struct{}{}:
 	default:
@@ -79,21 +85,34 @@ func (t *Tracker) Set(user string, online bool) {
 // by purging the keys a previous run under the same gateway id left (a
 // restart quicker than the heartbeat's TTL), then beats before writing any
 // user's key: the Keeper ends the keys of a gateway without a heartbeat.
+// Beats then go on their own, so a slow round of key writes never delays
+// them.
 func (t *Tracker) Run(ctx context.Context) {
 	t.purgeAll(ctx)
 	t.beat(ctx)
-	renew := time.NewTicker(t.ttl / 3)
-	defer renew.Stop()
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		renew := time.NewTicker(t.ttl / 3)
+		defer renew.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-renew.C:
+				t.beat(ctx)
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
+			<-beating
 			stop, cancel := context.WithTimeout(context.Background(), writeTimeout)
 			t.purgeAll(stop)
 			cancel()
 			return
 		case <-t.wake:
-		case <-renew.C:
-			t.beat(ctx)
 		}
 		t.reconcile(ctx)
 	}
@@ -105,31 +124,36 @@ func (t *Tracker) Run(ctx context.Context) {
 // A beat whose ack timed out but was stored counts as live: only the bucket
 // is asked, not the ack.
 func (t *Tracker) beat(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
 	subject := keyPrefix + heartbeatKey(t.gateway)
-	if t.beaten {
+	if t.beaten && !t.lost {
 		prev, err := bus.LastForSubject(ctx, t.nc, stream, subject)
-		if errors.Is(err, bus.ErrNotFound) || (err == nil && isMarker(prev.Header)) {
-			t.log.Warn("presence: the gateway's heartbeat was gone, writing every user's key again")
-			online := t.online() // not under mu: the gateway calls Set under its own lock
-			t.mu.Lock()
-			for _, u := range online {
-				if _, changed := t.dirty[u]; !changed {
-					t.dirty[u] = true
-				}
-			}
-			t.mu.Unlock()
-		}
+		t.lost = errors.Is(err, bus.ErrNotFound) || (err == nil && isMarker(prev.Header))
 	}
 	m := nats.NewMsg(subject)
 	m.Data = []byte(strconv.FormatInt(time.Now().UnixMilli(), 10))
 	m.Header.Set(jetstream.MsgTTLHeader, t.ttl.String())
-	pctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	if _, err := t.w.js.PublishMsg(pctx, m); err != nil {
+	if _, err := t.w.js.PublishMsg(ctx, m); err != nil {
 		t.log.Warn("presence: heartbeat failed", zap.Error(err))
-		return
+		return // lost stays set for the next beat
 	}
 	t.beaten = true
+	if !t.lost {
+		return
+	}
+	t.lost = false
+	// After the beat: a gateway's keys follow its heartbeat (Keeper.endOrphans).
+	t.log.Warn("presence: the gateway's heartbeat was gone, writing every user's key again")
+	online := t.online() // not under mu: the gateway calls Set under its own lock
+	t.mu.Lock()
+	for _, u := range online {
+		if _, changed := t.dirty[u]; !changed {
+			t.dirty[u] = true
+		}
+	}
+	t.mu.Unlock()
+	t.poke()
 }
 
 // purgeAll ends every key of this gateway, heartbeat included.
@@ -139,7 +163,7 @@ func (t *Tracker) purgeAll(ctx context.Context) {
 		t.log.Warn("presence: the gateway's keys could not be listed", zap.Error(err))
 	}
 	msgs := []*nats.Msg{purgeMsg(heartbeatKey(t.gateway), t.ttl)}
-	for _, u := range users {
+	for u := range users {
 		msgs = append(msgs, purgeMsg(connKey(u, t.gateway), t.ttl))
 	}
 	t.w.write(ctx, msgs, func(int, bool) {})

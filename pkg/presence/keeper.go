@@ -154,8 +154,8 @@ type departure struct {
 }
 
 // departureOf tells whether m ends a connection key, and when its user was
-// last known there: at the purge, or for an expiry at the last renewal
-// (about a TTL before the marker).
+// last known there: at the purge, or, for the purges endGateway writes,
+// at the gateway's last heartbeat.
 func (k *Keeper) departureOf(m jetstream.Msg) (departure, bool) {
 	user, _, ok := parseSubject(m.Subject())
 	if !ok || !isMarker(m.Headers()) {

@@ -223,7 +223,7 @@ func TestKilledGatewayExpires(t *testing.T) {
 	if took := time.Since(killed); took > ttl+3*time.Second {
 		t.Fatalf("bob went offline %v after the kill", took)
 	}
-	// Last seen is about the last renewal: a TTL before the expiry, which
+	// Last seen is about the last heartbeat: a TTL before the expiry, which
 	// the server notices within a second or so.
 	if seen := time.UnixMilli(ev.LastSeen); seen.After(killed.Add(2*time.Second)) || seen.Before(killed.Add(-ttl)) {
 		t.Fatalf("last seen %v, killed at %v", seen, killed)

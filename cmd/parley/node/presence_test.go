@@ -113,7 +113,7 @@ func testPresence(t *testing.T, b backend) {
 	killed := time.Now()
 	n2.BusConn().Close()
 	f := expectSignal(t, bob, presenceTTL+5*time.Second, "carol offline", isPresence("carol", false))
-	// Last seen is about the last renewal: a TTL before the expiry, which
+	// Last seen is about the last heartbeat: a TTL before the expiry, which
 	// the server notices within a second or so.
 	if seen := time.UnixMilli(f.GetPresence().LastSeen); seen.After(killed.Add(2*time.Second)) || seen.Before(killed.Add(-presenceTTL-time.Second)) {
 		t.Fatalf("carol last seen %v, gateway killed at %v", seen, killed)

@@ -185,7 +185,7 @@ const headerLastSeen = "Parley-Last-Seen"
 // departures. A gateway that beats again after this finds the expiry and
 // writes its keys back (Tracker.beat).
 func (k *Keeper) endGateway(ctx context.Context, gateway string, lastSeen time.Time) {
-	if hb, err := bus.LastForSubject(ctx, k.nc, stream, keyPrefix+heartbeatKey(gateway)); err == nil && !isMarker(hb.Header) {
+	if hb, err := bus.LastBySubjects(ctx, k.nc, stream, []string{keyPrefix + heartbeatKey(gateway)}); err == nil && len(hb) == 1 && !isMarker(hb[0].Header) {
 		k.log.Info("presence keeper: gateway beats again, its keys stay", zap.String("gateway", gateway))
 		return
 	}

@@ -2,7 +2,6 @@ package presence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -124,16 +123,15 @@ func (t *Tracker) Run(ctx context.Context) {
 // A beat whose ack timed out but was stored counts as live: only the bucket
 // is asked, not the ack.
 func (t *Tracker) beat(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
 	subject := keyPrefix + heartbeatKey(t.gateway)
 	if t.beaten && !t.lost {
-		prev, err := bus.LastForSubject(ctx, t.nc, stream, subject)
-		t.lost = errors.Is(err, bus.ErrNotFound) || (err == nil && isMarker(prev.Header))
+		t.lost = t.heartbeatGone(ctx, subject)
 	}
 	m := nats.NewMsg(subject)
 	m.Data = []byte(strconv.FormatInt(time.Now().UnixMilli(), 10))
 	m.Header.Set(jetstream.MsgTTLHeader, t.ttl.String())
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
 	if _, err := t.w.js.PublishMsg(ctx, m); err != nil {
 		t.log.Warn("presence: heartbeat failed", zap.Error(err))
 		return // lost stays set for the next beat
@@ -154,6 +152,17 @@ func (t *Tracker) beat(ctx context.Context) {
 	}
 	t.mu.Unlock()
 	t.poke()
+}
+
+// heartbeatGone reads the last heartbeat stored with a Direct Get, which
+// the stream answers itself: a leader get waits in the JetStream API's one
+// queue, which a connect storm's room-head reads fill. A replica lagging
+// behind can only make the tracker write its keys once more than needed.
+func (t *Tracker) heartbeatGone(ctx context.Context, subject string) bool {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	msgs, err := bus.LastBySubjects(ctx, t.nc, stream, []string{subject})
+	return err == nil && (len(msgs) == 0 || isMarker(msgs[0].Header))
 }
 
 // purgeAll ends every key of this gateway, heartbeat included.

@@ -288,42 +288,21 @@ func (k *Keeper) publish(ev *pb.PresenceEvent) {
 // listed before heartbeats: a gateway beats before writing any key, so a
 // key listed has its gateway's heartbeat listed too while it lives.
 func (k *Keeper) endOrphans(ctx context.Context) error {
-	kv, err := k.js.KeyValue(ctx, Bucket)
+	keys, err := keyRevisions(ctx, k.js, "*.*")
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	heartbeats, err := keyRevisions(ctx, k.js, heartbeatKey("*"))
 	if err != nil {
 		return err
 	}
-	gateways, err := listKeys(ctx, kv, "*.*", func(key string) (string, bool) {
-		_, gw, ok := strings.Cut(key, ".")
-		return gw, ok
-	})
-	if err != nil || len(gateways) == 0 {
-		return err
-	}
-	alive, err := listKeys(ctx, kv, heartbeatKey("*"), func(key string) (string, bool) {
-		return parseHeartbeat(keyPrefix + key)
-	})
-	if err != nil {
-		return err
-	}
-	for gw := range gateways {
-		if _, ok := alive[gw]; !ok {
+	ended := make(map[string]bool)
+	for key := range keys {
+		_, gw, _ := strings.Cut(key, ".")
+		if _, alive := heartbeats[heartbeatKey(gw)]; !alive && !ended[gw] {
+			ended[gw] = true
 			k.endGateway(ctx, gw, time.Now())
 		}
 	}
 	return nil
-}
-
-// listKeys collects what name finds in the keys matching filter.
-func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string, name func(key string) (string, bool)) (map[string]struct{}, error) {
-	keys, err := kv.ListKeysFiltered(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]struct{})
-	for key := range keys.Keys() {
-		if n, ok := name(key); ok {
-			out[n] = struct{}{}
-		}
-	}
-	return out, nil
 }

@@ -158,27 +158,40 @@ func purgeMsg(key string, ttl time.Duration) *nats.Msg {
 // gatewayUsers lists the users with a key of gateway, each with the
 // key's revision (its stream sequence).
 func gatewayUsers(ctx context.Context, js jetstream.JetStream, gateway string) (map[string]uint64, error) {
+	keys, err := keyRevisions(ctx, js, "*."+gateway)
+	if err != nil {
+		return nil, err
+	}
+	users := make(map[string]uint64, len(keys))
+	for key, rev := range keys {
+		if user, _, ok := strings.Cut(key, "."); ok {
+			users[user] = rev
+		}
+	}
+	return users, nil
+}
+
+// keyRevisions lists the live keys matching filter with their revisions.
+func keyRevisions(ctx context.Context, js jetstream.JetStream, filter string) (map[string]uint64, error) {
 	kv, err := js.KeyValue(ctx, Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	w, err := kv.WatchFiltered(ctx, []string{"*." + gateway}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 	defer w.Stop()
-	users := make(map[string]uint64)
+	keys := make(map[string]uint64)
 	for {
 		select {
 		case e := <-w.Updates():
 			if e == nil {
-				return users, nil // the current keys are all there
+				return keys, nil // the current keys are all there
 			}
-			if user, _, ok := strings.Cut(e.Key(), "."); ok {
-				users[user] = e.Revision()
-			}
+			keys[e.Key()] = e.Revision()
 		case <-ctx.Done():
-			return nil, fmt.Errorf("presence: listing gateway %s: %w", gateway, ctx.Err())
+			return nil, fmt.Errorf("presence: listing keys %s: %w", filter, ctx.Err())
 		}
 	}
 }

@@ -130,7 +130,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer
 	g.roomLog = roomlog.Reader{NC: nc, Subjects: g.subjects}
 	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
 	g.users = newUsers(g)
-	g.resultsSubject = "parley.gw." + cfg.ID + ".results"
+	g.resultsSubject = bus.SendResults(cfg.ID)
 	return g
 }
 

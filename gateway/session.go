@@ -58,11 +58,7 @@ func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
 
 // id names the session across the deployment: <gateway>-<seq in base 36>.
 // It is made when needed rather than kept, like the logger.
-func (s *session) id() string { return sessionID(s.g.cfg.ID, s.seq) }
-
-func sessionID(gateway string, seq uint64) string {
-	return gateway + "-" + strconv.FormatUint(seq, 36)
-}
+func (s *session) id() string { return s.g.cfg.ID + "-" + strconv.FormatUint(s.seq, 36) }
 
 // sessionSeq is the seq of a session id of gateway; false if it is none.
 func sessionSeq(gateway, id string) (uint64, bool) {
@@ -172,8 +168,10 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	s.mu.Lock()
 	claims, err := s.g.verify(a.GetToken())
 	var timer *time.Timer
+	var local *localUser
 	if err == nil {
-		s.local, s.login = s.g.users.acquire(claims.User), claims.SessionID
+		local = s.g.users.acquire(claims.User)
+		s.local, s.login = local, claims.SessionID
 		timer, s.authTimer = s.authTimer, nil
 	}
 	s.mu.Unlock()
@@ -185,7 +183,7 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Authenticated{Authenticated: &pb.Authenticated{
 		UserId: claims.User, SessionId: s.id(), ServerTime: time.Now().UnixMilli(),
 	}}})
-	s.g.users.join(s, s.local)
+	s.g.users.join(s, local)
 }
 
 // sendMessage hands a message to the processor through CHAT_IN. The answer
@@ -196,6 +194,7 @@ func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb
 		s.fail(id, e)
 		return
 	}
+	sessionID := s.id()
 	data, err := proto.Marshal(&pb.InboundMessage{
 		Room:         m.Room,
 		Sender:       user,
@@ -207,7 +206,7 @@ func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb
 		ReplyToSeq:   m.ReplyToSeq,
 		Mentions:     m.Mentions,
 		ReplySubject: s.g.resultsSubject,
-		SessionId:    s.id(),
+		SessionId:    sessionID,
 		RequestId:    id,
 		ReceivedAt:   time.Now().UnixMilli(),
 	})
@@ -219,7 +218,7 @@ func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb
 	msg.Data = data
 	// The id dedups this gateway's own publish retries; client resends
 	// (new requests) reach the processor, which dedups client_msg_id.
-	msgID := s.id() + ":" + strconv.FormatUint(id, 10)
+	msgID := sessionID + ":" + strconv.FormatUint(id, 10)
 	for attempt := 1; ; attempt++ {
 		_, err = s.g.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 		if err == nil || attempt == 3 || ctx.Err() != nil {

@@ -232,10 +232,6 @@ func (h *hub) join(ctx context.Context, s *session, reqID uint64, after *uint64)
 
 func (h *hub) leave(s *session) {
 	h.mu.Lock()
-	if i := slices.Index(h.members, s); i >= 0 {
-		last := len(h.members) - 1
-		h.members[i], h.members[last] = h.members[last], nil
-		h.members = h.members[:last]
-	}
+	h.members = without(h.members, s)
 	h.mu.Unlock()
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/archiver"
+	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/bus/bustest"
 	"github.com/parley-chat/parley/pkg/store/scyllastore/scyllatest"
 )
@@ -22,7 +23,7 @@ import (
 // wait). In the end every room's history is exactly seq 1..N, once each.
 func TestRestartUnderLoadOnScylla(t *testing.T) {
 	st := scyllatest.Open(t, scyllatest.Keyspace(t))
-	nc, js := bustest.WithStreams(t, subjects.Partitions)
+	nc, js := bustest.WithStreams(t, partitions)
 	const perRoom = 2000
 	cfg := archiver.Config{BatchSize: 50}
 
@@ -89,7 +90,7 @@ func produce(js jetstream.JetStream, n uint64) error {
 			if err != nil {
 				return err
 			}
-			if _, err := js.Publish(context.Background(), subjects.Msg(room), data); err != nil {
+			if _, err := js.Publish(context.Background(), bus.MsgSubject(room), data); err != nil {
 				return err
 			}
 		}

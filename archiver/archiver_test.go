@@ -23,7 +23,7 @@ import (
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
 
-var subjects = bus.Subjects{Partitions: 4}
+const partitions = 4
 
 // env is an embedded NATS server with Parley's streams, a client and a
 // Pebble store, all torn down when the test ends.
@@ -35,7 +35,7 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	nc, js := bustest.WithStreams(t, subjects.Partitions)
+	nc, js := bustest.WithStreams(t, partitions)
 	st, err := pebblestore.Open(t.TempDir(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func message(room string, seq uint64) *pb.Message {
 // publishRaw stores data on room's CHAT_MSG subject, as the processor does.
 func publishRaw(t *testing.T, js jetstream.JetStream, room string, seq uint64, data []byte) {
 	t.Helper()
-	m := nats.NewMsg(subjects.Msg(room))
+	m := nats.NewMsg(bus.MsgSubject(room))
 	m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
 	m.Data = data
 	if _, err := js.PublishMsgAsync(m); err != nil {

@@ -11,10 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
@@ -244,7 +240,7 @@ func (g *Gateway) renameRoom(w http.ResponseWriter, r *http.Request, user string
 	g.roomChange(w, r, &pb.InboundMessage{Sender: user, Kind: pb.MessageKind_MESSAGE_KIND_ROOM_RENAMED, Body: &pb.Body{Text: req.Name}})
 }
 
-// roomChange sends a room change through CHAT_IN and answers with the
+// roomChange hands a room change to the processor and answers with the
 // event's seq once the processor stored it, or its rejection.
 func (g *Gateway) roomChange(w http.ResponseWriter, r *http.Request, in *pb.InboundMessage) {
 	in.Room = r.PathValue("room")
@@ -275,32 +271,12 @@ func (g *Gateway) roomChange(w http.ResponseWriter, r *http.Request, in *pb.Inbo
 	writeJSON(w, http.StatusOK, map[string]uint64{"seq": res.Seq})
 }
 
-// sequenceChange publishes a room change and waits for its result on a
-// private inbox.
+// sequenceChange hands a room change to the processor owning the room and
+// waits for its answer.
 func (g *Gateway) sequenceChange(ctx context.Context, in *pb.InboundMessage) (*pb.SendResult, error) {
 	id := make([]byte, 12)
 	_, _ = rand.Read(id)
 	in.ClientMsgId = "api-" + strings.ToLower(idEncoding.EncodeToString(id))
-	in.ReplySubject = g.nc.NewInbox()
 	in.ReceivedAt = time.Now().UnixMilli()
-	sub, err := g.nc.SubscribeSync(in.ReplySubject)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	data, err := proto.Marshal(in)
-	if err != nil {
-		return nil, err
-	}
-	msg := nats.NewMsg(g.subjects.In(in.Room))
-	msg.Data = data
-	if _, err := g.js.PublishMsg(ctx, msg, jetstream.WithMsgID(in.ClientMsgId)); err != nil {
-		return nil, err
-	}
-	reply, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res := new(pb.SendResult)
-	return res, proto.Unmarshal(reply.Data, res)
+	return g.sends.Do(ctx, in)
 }

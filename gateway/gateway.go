@@ -23,19 +23,20 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
+	"github.com/parley-chat/parley/pkg/sequencer"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
 // Config tunes a gateway.
 type Config struct {
-	ID             string // unique per gateway process; random by default
-	Partitions     int
-	MaxBodySize    int           // largest message body (default 64 KiB)
-	MaxFrameSize   int64         // largest WebSocket message (default body + 16 KiB)
-	SendQueue      int           // frames queued per connection before it counts as slow
-	Heartbeat      time.Duration // server ping interval
-	IdleTimeout    time.Duration // close after this long without any frame
-	AuthTimeout    time.Duration // close if not authenticated by then
+	ID             string           // unique per gateway process; random by default
+	Sends          sequencer.Config // handing sends to the processors
+	MaxBodySize    int              // largest message body (default 64 KiB)
+	MaxFrameSize   int64            // largest WebSocket message (default body + 16 KiB)
+	SendQueue      int              // frames queued per connection before it counts as slow
+	Heartbeat      time.Duration    // server ping interval
+	IdleTimeout    time.Duration    // close after this long without any frame
+	AuthTimeout    time.Duration    // close if not authenticated by then
 	WriteTimeout   time.Duration
 	RequestTimeout time.Duration // bus and store calls of one request
 	DevTokens      bool          // serve POST /api/v1/dev/tokens (never in production)
@@ -51,9 +52,6 @@ func (c Config) withDefaults() Config {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		c.ID = "gw" + hex.EncodeToString(b)
-	}
-	if c.Partitions <= 0 {
-		c.Partitions = bus.DefaultPartitions
 	}
 	if c.MaxBodySize <= 0 {
 		c.MaxBodySize = protocol.DefaultMaxBodySize
@@ -89,25 +87,23 @@ func (c Config) withDefaults() Config {
 
 // Gateway serves clients.
 type Gateway struct {
-	cfg      Config
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	rooms    Store
-	signer   *auth.Signer
-	log      *zap.Logger
-	subjects bus.Subjects
-	roomLog  roomlog.Reader
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	rooms   Store
+	signer  *auth.Signer
+	log     *zap.Logger
+	roomLog roomlog.Reader
 
-	resultsSubject string
-	resultsSub     *nats.Subscription
-	hubs           *hubs
-	subs           *subscriptions // made by Start
-	users          *users
-	revoked        Revocations // nil: no session is ever revoked
-	sessions       sessionTable
-	nextSession    atomic.Uint64
-	metrics        metrics
-	transport      server // made by Start, run by Serve
+	sends       *sequencer.Client // made by Start
+	hubs        *hubs
+	subs        *subscriptions // made by Start
+	users       *users
+	revoked     Revocations // nil: no session is ever revoked
+	sessions    sessionTable
+	nextSession atomic.Uint64
+	metrics     metrics
+	transport   server // made by Start, run by Serve
 }
 
 type metrics struct {
@@ -119,35 +115,30 @@ type metrics struct {
 func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
-		cfg:      cfg,
-		nc:       nc,
-		js:       js,
-		rooms:    rooms,
-		signer:   signer,
-		log:      log.With(zap.String("gateway", cfg.ID)),
-		subjects: bus.Subjects{Partitions: cfg.Partitions},
+		cfg:     cfg,
+		nc:      nc,
+		js:      js,
+		rooms:   rooms,
+		signer:  signer,
+		log:     log.With(zap.String("gateway", cfg.ID)),
+		roomLog: roomlog.Reader{NC: nc},
 	}
-	g.roomLog = roomlog.Reader{NC: nc, Subjects: g.subjects}
 	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
 	g.users = newUsers(g)
-	g.resultsSubject = bus.SendResults(cfg.ID)
 	return g
 }
 
-// Start prepares the transport and subscribes to the processor's results
-// for this gateway.
+// Start prepares the transport and the client that hands sends to the
+// processors.
 func (g *Gateway) Start() error {
 	g.subs = newSubscriptions(g.nc)
 	var err error
 	if g.transport, err = g.newServer(); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	sub, err := g.nc.Subscribe(g.resultsSubject, g.routeResult)
-	if err != nil {
+	if g.sends, err = sequencer.NewClient(g.nc, g.cfg.Sends); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	_ = sub.SetPendingLimits(-1, 256<<20)
-	g.resultsSub = sub
 	return g.users.start()
 }
 
@@ -179,13 +170,14 @@ func (g *Gateway) DebugHandler() http.Handler {
 }
 
 // Shutdown closes every connection with 1001 so clients reconnect
-// elsewhere and resume, then stops receiving results.
+// elsewhere and resume, then fails the sends still waiting with
+// UNAVAILABLE (their clients resend them with the same client_msg_id).
 func (g *Gateway) Shutdown() {
 	for _, s := range g.sessions.all() {
 		s.conn.Close(protocol.CloseGoingAway, "gateway shutting down, reconnect")
 	}
-	if g.resultsSub != nil {
-		_ = g.resultsSub.Unsubscribe()
+	if g.sends != nil {
+		g.sends.Close()
 	}
 	g.users.close()
 	if g.subs != nil {

@@ -6,14 +6,10 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
@@ -59,16 +55,6 @@ func (g *Gateway) newSession(c Conn, codec protocol.Codec) *session {
 // id names the session across the deployment: <gateway>-<seq in base 36>.
 // It is made when needed rather than kept, like the logger.
 func (s *session) id() string { return s.g.cfg.ID + "-" + strconv.FormatUint(s.seq, 36) }
-
-// sessionSeq is the seq of a session id of gateway; false if it is none.
-func sessionSeq(gateway, id string) (uint64, bool) {
-	rest, ok := strings.CutPrefix(id, gateway+"-")
-	if !ok {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(rest, 36, 64)
-	return seq, err == nil
-}
 
 func (s *session) userID() string {
 	s.mu.Lock()
@@ -138,7 +124,7 @@ func (s *session) Handle(data []byte) {
 	defer cancel()
 	switch k := f.Kind.(type) {
 	case *pb.ClientFrame_Send:
-		s.sendMessage(ctx, f.Id, user, k.Send)
+		s.sendMessage(f.Id, user, k.Send)
 	case *pb.ClientFrame_Subscribe:
 		s.subscribe(ctx, f.Id, user, k.Subscribe)
 	case *pb.ClientFrame_Unsubscribe:
@@ -186,58 +172,35 @@ func (s *session) authenticate(id uint64, a *pb.Authenticate) {
 	s.g.users.join(s, local)
 }
 
-// sendMessage hands a message to the processor through CHAT_IN. The answer
-// (SendAck or Error) comes back on the gateway's results subject once the
-// message is stored in CHAT_MSG, or rejected.
-func (s *session) sendMessage(ctx context.Context, id uint64, user string, m *pb.SendMessage) {
+// sendMessage hands a message to the processor owning its room. The
+// answer (SendAck or Error) comes once the message is stored in CHAT_MSG,
+// or rejected.
+func (s *session) sendMessage(id uint64, user string, m *pb.SendMessage) {
 	if e := protocol.ValidateSend(m, s.g.cfg.MaxBodySize); e != nil {
 		s.fail(id, e)
 		return
 	}
-	sessionID := s.id()
-	data, err := proto.Marshal(&pb.InboundMessage{
-		Room:         m.Room,
-		Sender:       user,
-		ClientMsgId:  m.ClientMsgId,
-		Body:         m.Body,
-		Kind:         m.Kind,
-		RefSeq:       m.RefSeq,
-		Reaction:     m.Reaction,
-		ReplyToSeq:   m.ReplyToSeq,
-		Mentions:     m.Mentions,
-		ReplySubject: s.g.resultsSubject,
-		SessionId:    sessionID,
-		RequestId:    id,
-		ReceivedAt:   time.Now().UnixMilli(),
-	})
-	if err != nil {
-		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_INTERNAL, "encode: %v", err))
-		return
-	}
-	msg := nats.NewMsg(s.g.subjects.In(m.Room))
-	msg.Data = data
-	// The id dedups this gateway's own publish retries; client resends
-	// (new requests) reach the processor, which dedups client_msg_id.
-	msgID := sessionID + ":" + strconv.FormatUint(id, 10)
-	for attempt := 1; ; attempt++ {
-		_, err = s.g.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
-		if err == nil || attempt == 3 || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		s.logger().Warn("publish to CHAT_IN failed", zap.Error(err))
-		s.fail(id, protocol.Errorf(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not accepted, retry with the same client_msg_id"))
-	}
+	s.g.sends.Send(&pb.InboundMessage{
+		Room:        m.Room,
+		Sender:      user,
+		ClientMsgId: m.ClientMsgId,
+		Body:        m.Body,
+		Kind:        m.Kind,
+		RefSeq:      m.RefSeq,
+		Reaction:    m.Reaction,
+		ReplyToSeq:  m.ReplyToSeq,
+		Mentions:    m.Mentions,
+		ReceivedAt:  time.Now().UnixMilli(),
+	}, func(r *pb.SendResult) { s.onResult(id, r) })
 }
 
-// onResult answers a send once the processor decided it.
-func (s *session) onResult(r *pb.SendResult) {
+// onResult answers send request id once the processor decided it.
+func (s *session) onResult(id uint64, r *pb.SendResult) {
 	if r.Error != nil {
-		s.fail(r.RequestId, r.Error)
+		s.fail(id, r.Error)
 		return
 	}
-	s.send(&pb.ServerFrame{Id: r.RequestId, Kind: &pb.ServerFrame_Ack{Ack: &pb.SendAck{
+	s.send(&pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Ack{Ack: &pb.SendAck{
 		Room: r.Room, ClientMsgId: r.ClientMsgId, Seq: r.Seq, SentAt: r.SentAt, Duplicate: r.Duplicate,
 	}}})
 }
@@ -381,20 +344,6 @@ func (s *session) pushEvent(ev *event) {
 func (s *session) catchUp(ev *event) bool {
 	frame := ev.frame(s.codec)
 	return frame == nil || s.conn.SendWait(frame)
-}
-
-// routeResult delivers a processor result to its session, if still here.
-func (g *Gateway) routeResult(m *nats.Msg) {
-	r := new(pb.SendResult)
-	if err := proto.Unmarshal(m.Data, r); err != nil {
-		g.log.Error("bad send result", zap.Error(err))
-		return
-	}
-	if seq, ok := sessionSeq(g.cfg.ID, r.SessionId); ok {
-		if s := g.sessions.get(seq); s != nil {
-			s.onResult(r)
-		}
-	}
 }
 
 // sessionTable holds the open sessions by id: a map under a lock, which

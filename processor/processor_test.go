@@ -14,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/bus/bustest"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/sequencer"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
@@ -21,12 +22,11 @@ import (
 const parts = 4
 
 type env struct {
-	t       *testing.T
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	st      store.Store
-	results chan *pb.SendResult
-	reply   string
+	t     *testing.T
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	st    store.Store
+	sends *sequencer.Client
 }
 
 func newEnv(t *testing.T) *env {
@@ -37,15 +37,12 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, nc: nc, js: js, st: st, results: make(chan *pb.SendResult, 100), reply: nc.NewInbox()}
-	if _, err := nc.Subscribe(e.reply, func(m *nats.Msg) {
-		r := new(pb.SendResult)
-		_ = proto.Unmarshal(m.Data, r)
-		e.results <- r
-	}); err != nil {
+	sends, err := sequencer.NewClient(nc, sequencer.Config{Partitions: parts})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	t.Cleanup(sends.Close)
+	return &env{t: t, nc: nc, js: js, st: st, sends: sends}
 }
 
 func (e *env) room(id string, kind store.RoomKind, members map[string]store.Role) {
@@ -60,37 +57,43 @@ func (e *env) room(id string, kind store.RoomKind, members map[string]store.Role
 
 // run starts a processor and returns a function that stops it.
 func (e *env) run() func() {
-	p := New(e.nc, e.js, e.st, zaptest.NewLogger(e.t), Config{Partitions: parts, PinnedTTL: time.Second, AckWait: time.Second})
+	_, stop := e.start(Config{})
+	return stop
+}
+
+// start runs a processor with cfg (the test's partitions, and a short
+// lease TTL unless set) on the env's bus and store, and returns it with a
+// function that stops it.
+func (e *env) start(cfg Config) (*Processor, func()) {
+	cfg.Partitions = parts
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = time.Second
+	}
+	p := New(e.nc, e.js, e.st, zaptest.NewLogger(e.t), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = p.Run(ctx) }()
 	stop := func() { cancel(); <-done }
 	e.t.Cleanup(stop)
-	return stop
+	return p, stop
 }
 
-// send publishes an inbound message as a gateway would and waits for the
-// processor's answer.
+// send hands an inbound message to the processors as a gateway would and
+// waits for the answer.
 func (e *env) send(room, sender, cmid string) *pb.SendResult {
 	e.t.Helper()
-	data, _ := proto.Marshal(&pb.InboundMessage{Room: room, Sender: sender, ClientMsgId: cmid,
-		Body: &pb.Body{Text: "hi"}, ReplySubject: e.reply})
-	subj := bus.Subjects{Partitions: parts}.In(room)
-	if _, err := e.js.Publish(context.Background(), subj, data); err != nil {
-		e.t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := e.sends.Do(ctx, &pb.InboundMessage{Room: room, Sender: sender, ClientMsgId: cmid, Body: &pb.Body{Text: "hi"}})
+	if err != nil {
+		e.t.Fatalf("no result for %s: %v", cmid, err)
 	}
-	select {
-	case r := <-e.results:
-		return r
-	case <-time.After(20 * time.Second):
-		e.t.Fatalf("no result for %s", cmid)
-	}
-	return nil
+	return r
 }
 
 // storedSeqs lists the Parley-Seq headers of a room's CHAT_MSG messages.
 func (e *env) storedSeqs(room string) []uint64 {
-	msgs, err := bus.NextBySubject(context.Background(), e.nc, bus.StreamMsg, bus.Subjects{Partitions: parts}.Msg(room), 1, 100)
+	msgs, err := bus.NextBySubject(context.Background(), e.nc, bus.StreamMsg, bus.MsgSubject(room), 1, 100)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -112,12 +115,12 @@ func TestFencingAfterForeignWrite(t *testing.T) {
 		t.Fatalf("first: %v", r)
 	}
 	// The foreign writer plays by the rules: it expects stream seq of #1.
-	last, err := bus.LastForSubject(context.Background(), e.nc, bus.StreamMsg, bus.Subjects{Partitions: parts}.Msg("r1"))
+	last, err := bus.LastForSubject(context.Background(), e.nc, bus.StreamMsg, bus.MsgSubject("r1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := proto.Marshal(&pb.Message{Room: "r1", Seq: 2, Sender: "alice", ClientMsgId: "foreign", Body: &pb.Body{Text: "x"}})
-	m := nats.NewMsg(bus.Subjects{Partitions: parts}.Msg("r1"))
+	m := nats.NewMsg(bus.MsgSubject("r1"))
 	m.Data = raw
 	m.Header.Set(bus.HeaderSeq, "2")
 	if _, err := e.js.PublishMsg(context.Background(), m, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err != nil {
@@ -131,8 +134,8 @@ func TestFencingAfterForeignWrite(t *testing.T) {
 	}
 }
 
-// A new processor with empty caches still recognizes a resent id, through
-// CHAT_MSG's dedup window, and answers with the original seq.
+// A new processor with empty caches still recognizes a resent id, reloaded
+// from CHAT_MSG, and answers with the original seq.
 func TestDedupSurvivesProcessorRestart(t *testing.T) {
 	e := newEnv(t)
 	e.room("r1", store.RoomGroup, map[string]store.Role{"alice": store.RoleMember})

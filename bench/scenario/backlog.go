@@ -39,7 +39,7 @@ func pending(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var n uint64
-	for _, name := range []string{bus.StreamIn, bus.StreamMsg} {
+	for _, name := range []string{bus.StreamMsg} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			return 0, fmt.Errorf("stream %s: %w", name, err)

@@ -151,12 +151,11 @@ func compare(ctx context.Context, p params, dir string, log *zap.Logger) (*outpu
 	if err != nil {
 		return nil, err
 	}
-	streams := bus.StreamConfig{Partitions: bus.DefaultPartitions}
-	if err := bus.EnsureStreams(ctx, js, streams); err != nil {
+	if _, err := bus.EnsureStreams(ctx, js, bus.StreamConfig{}); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "publishing %d messages over %d rooms\n", p.Messages, p.Rooms)
-	if err := publishBacklog(ctx, js, bus.Subjects{Partitions: streams.Partitions}, p); err != nil {
+	if err := publishBacklog(ctx, js, p); err != nil {
 		return nil, err
 	}
 	for _, name := range p.Stores {
@@ -179,7 +178,7 @@ func roomID(i int) string { return fmt.Sprintf("bench-room-%04d", i) }
 
 // publishBacklog stores p.Messages room messages in CHAT_MSG as the
 // processor would, rooms interleaved, each room's seqs dense from 1.
-func publishBacklog(ctx context.Context, js jetstream.JetStream, subjects bus.Subjects, p params) error {
+func publishBacklog(ctx context.Context, js jetstream.JetStream, p params) error {
 	body := strings.Repeat("x", p.BodyBytes)
 	for seq := 1; seq <= p.Messages/p.Rooms; seq++ {
 		for r := range p.Rooms {
@@ -191,7 +190,7 @@ func publishBacklog(ctx context.Context, js jetstream.JetStream, subjects bus.Su
 			if err != nil {
 				return err
 			}
-			m := nats.NewMsg(subjects.Msg(room))
+			m := nats.NewMsg(bus.MsgSubject(room))
 			m.Header.Set(bus.HeaderSeq, fmt.Sprint(seq))
 			m.Data = data
 			if _, err := js.PublishMsgAsync(m); err != nil {

@@ -46,9 +46,9 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.String(&s.storeKind, "store", "pebble", "history and state store: pebble (embedded, one process) or scylla (ScyllaDB/Cassandra cluster)")
 	s.scylla.bind(f)
 	f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated)")
-	f.Int(&s.streams.Partitions, "partitions", bus.DefaultPartitions, "processor partitions; must be the same on every node of a deployment")
-	f.Int(&s.streams.Replicas, "replicas", 1, "JetStream replicas of CHAT_IN and CHAT_MSG (3 in a cluster)")
-	f.Duration(&s.streams.Duplicates, "dedup-window", 2*time.Minute, "JetStream dedup window of CHAT_IN and CHAT_MSG")
+	f.Int(&s.streams.Partitions, "partitions", 0, fmt.Sprintf("processor partitions, fixed when CHAT_MSG is created (0: the stored count, %d for a new deployment); a different count is refused", bus.DefaultPartitions))
+	f.Int(&s.streams.Replicas, "replicas", 1, "JetStream replicas of CHAT_MSG and the buckets (3 in a cluster)")
+	f.Duration(&s.cfg.Processor.DedupHorizon, "dedup-horizon", 24*time.Hour, "how long a resent client_msg_id is answered with its original seq (at most --msg-max-age)")
 	f.Duration(&s.streams.MsgMaxAge, "msg-max-age", 7*24*time.Hour, "how long CHAT_MSG keeps messages for live catch-up (history serves older ones)")
 	f.String(&s.cfg.HTTPAddr, "http-addr", ":8080", "gateway HTTP and WebSocket listen address")
 	f.String(&s.cfg.TokenKey, "token-key", "", "access token signing key, at least 32 bytes (default: generated and kept in the data dir)")
@@ -76,8 +76,8 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Duration(&sig.OnlineInterval, "online-interval", 10*time.Second, "how often gateways exchange large rooms' online counts")
 	f.Float(&sig.TypingRate, "rate-typing", 1, "typing frames a user may send per second on one gateway")
 	f.Int(&sig.TypingBurst, "rate-typing-burst", 5, "burst of --rate-typing")
-	f.Duration(&s.cfg.Processor.PinnedTTL, "processor-pinned-ttl", 10*time.Second, "failover time when an active processor stops pulling")
-	f.Duration(&s.cfg.Processor.AckWait, "processor-ack-wait", 10*time.Second, "redelivery delay of messages a failed processor held")
+	f.Duration(&s.cfg.Processor.LeaseTTL, "processor-lease-ttl", 10*time.Second, "failover time: a processor that stops renewing its partition leases loses them after this")
+	f.Int(&s.cfg.Processor.MaxQueued, "processor-max-queued", 20_000, "messages a processor holds unanswered; past it sends get OVERLOADED")
 }
 
 // finish builds the logger and the store opener once flags are parsed.
@@ -88,6 +88,9 @@ func (s *settings) finish() (*zap.Logger, error) {
 	}
 	s.cfg.Streams = s.streams
 	s.cfg.Processor.MaxBodySize = s.cfg.Gateway.MaxBodySize
+	if s.cfg.Processor.DedupHorizon > s.streams.MsgMaxAge {
+		return nil, fmt.Errorf("--dedup-horizon (%s) must not exceed --msg-max-age (%s): the processor reloads client message ids from CHAT_MSG", s.cfg.Processor.DedupHorizon, s.streams.MsgMaxAge)
+	}
 	if s.passwordMemory < 8 || s.passwordIterations < 1 {
 		return nil, fmt.Errorf("--password-memory must be at least 8 KiB and --password-iterations at least 1")
 	}

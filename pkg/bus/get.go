@@ -137,3 +137,9 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req map[string
 		}
 	}
 }
+
+// NextBySubjectSince is NextBySubject from the first message stored at or
+// after since.
+func NextBySubjectSince(ctx context.Context, nc *nats.Conn, stream, subject string, since time.Time, batch int) ([]StoredMsg, error) {
+	return directGet(ctx, nc, stream, map[string]any{"start_time": since.UTC(), "next_by_subj": subject, "batch": batch}, batch)
+}

@@ -8,11 +8,8 @@ import (
 	"strings"
 )
 
-// Stream names.
-const (
-	StreamIn  = "CHAT_IN"  // client messages waiting for the processor (work queue)
-	StreamMsg = "CHAT_MSG" // sequenced room messages (the source of truth)
-)
+// StreamMsg is the stream of sequenced room messages: the source of truth.
+const StreamMsg = "CHAT_MSG"
 
 // Message headers Parley sets on bus messages.
 const (
@@ -62,25 +59,22 @@ func Partition(room string, n int) int {
 	return int(h % uint32(n))
 }
 
-// Subjects computes the subjects of a deployment with a given partition count.
-type Subjects struct {
-	Partitions int
+// MsgSubject is the CHAT_MSG subject holding a room's sequenced messages.
+// It names the room only, so the partition count is not part of any
+// stored key.
+func MsgSubject(room string) string { return "chat.msg." + room }
+
+// SendSubject is where a gateway sends a client message of room (core NATS
+// request/reply) to the processor owning the room's partition.
+func SendSubject(room string, partitions int) string {
+	return "parley.send." + strconv.Itoa(Partition(room, partitions)) + "." + room
 }
 
-// In is the CHAT_IN subject a gateway publishes a room's messages to.
-func (s Subjects) In(room string) string {
-	return "chat.in." + strconv.Itoa(Partition(room, s.Partitions)) + "." + room
-}
+// SendPartition matches every SendSubject of partition p; its owner
+// subscribes to it.
+func SendPartition(p int) string { return fmt.Sprintf("parley.send.%d.*", p) }
 
-// InPartition is the CHAT_IN filter of one processor partition.
-func (s Subjects) InPartition(p int) string { return fmt.Sprintf("chat.in.%d.>", p) }
-
-// Msg is the CHAT_MSG subject holding a room's sequenced messages.
-func (s Subjects) Msg(room string) string {
-	return "chat.msg." + strconv.Itoa(Partition(room, s.Partitions)) + "." + room
-}
-
-// RoomFromSubject returns the last token of a chat.in/chat.msg subject.
+// RoomFromSubject returns the last token of a chat.msg or parley.send subject.
 func RoomFromSubject(subject string) string {
 	return subject[strings.LastIndexByte(subject, '.')+1:]
 }

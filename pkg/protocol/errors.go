@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
@@ -26,4 +28,28 @@ func Errorf(code pb.ErrorCode, format string, args ...any) *pb.Error {
 // ErrorFrame wraps an Error as the answer to request id.
 func ErrorFrame(id uint64, e *pb.Error) *pb.ServerFrame {
 	return &pb.ServerFrame{Id: id, Kind: &pb.ServerFrame_Error{Error: e}}
+}
+
+// Error is a request's failure as the protocol reports it: a documented
+// code, a message for people and, for OVERLOADED and RATE_LIMITED, how long
+// to wait. It is a Go error, so code paths return it like any other and
+// the edge that answers the client turns it into its wire form with Proto.
+type Error struct {
+	Code       pb.ErrorCode
+	Message    string
+	RetryAfter time.Duration
+}
+
+// Reject builds an Error with a code and a formatted message.
+func Reject(code pb.ErrorCode, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	return strings.TrimPrefix(e.Code.String(), "ERROR_CODE_") + ": " + e.Message
+}
+
+// Proto is the wire form of e.
+func (e *Error) Proto() *pb.Error {
+	return &pb.Error{Code: e.Code, Message: e.Message, RetryAfterMs: uint32(e.RetryAfter.Milliseconds())}
 }

@@ -24,14 +24,13 @@ type Entry struct {
 
 // Reader reads room logs over a NATS connection.
 type Reader struct {
-	NC       *nats.Conn
-	Subjects bus.Subjects
+	NC *nats.Conn
 }
 
 // Head returns a room's highest seq: the last message on its CHAT_MSG
 // subject (a leader read), or the archived head when the stream holds none.
 func (r Reader) Head(ctx context.Context, room string) (uint64, error) {
-	last, err := bus.LastForSubject(ctx, r.NC, bus.StreamMsg, r.Subjects.Msg(room))
+	last, err := bus.LastForSubject(ctx, r.NC, bus.StreamMsg, bus.MsgSubject(room))
 	if err == nil {
 		return strconv.ParseUint(last.Header.Get(bus.HeaderSeq), 10, 64)
 	}
@@ -72,7 +71,7 @@ func (r Reader) Range(ctx context.Context, room string, from, to uint64) ([]Entr
 		out = append(out, Entry{Seq: m.Seq, Raw: raw})
 		next, streamFrom = m.Seq+1, am.StreamSeq+1
 	}
-	subject := r.Subjects.Msg(room)
+	subject := bus.MsgSubject(room)
 	for next <= to {
 		batch, err := bus.NextBySubject(ctx, r.NC, bus.StreamMsg, subject, streamFrom, int(min(to-next+1, 256)))
 		if err != nil {

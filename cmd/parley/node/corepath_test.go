@@ -230,7 +230,7 @@ func testResumeOlderThanStream(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject := bus.Subjects{Partitions: testPartitions}.Msg(room)
+	subject := bus.MsgSubject(room)
 	if err := stream.Purge(ctxT(t, 5*time.Second), jetstream.WithPurgeSubject(subject), jetstream.WithPurgeKeep(100)); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func testProcessorFailover(t *testing.T, b backend) {
 		}
 		js, _ := jetstream.New(nc)
 		p := processor.New(nc, js, n.Store(), zaptest.NewLogger(t).Named(name), processor.Config{
-			Partitions: testPartitions, PinnedTTL: 2 * time.Second, AckWait: 2 * time.Second,
+			Partitions: testPartitions, LeaseTTL: 2 * time.Second,
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		pr := &proc{p: p, nc: nc, stop: cancel, done: make(chan struct{})}

@@ -82,8 +82,10 @@ type Node struct {
 	debugLn net.Listener
 	history micro.Service
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  sync.Once
+	// partitions is the deployment's partition count, read from CHAT_MSG.
+	partitions int
+	wg         sync.WaitGroup
+	closed     sync.Once
 
 	// Accounts: the service (archiver role), the revocations a gateway
 	// mirrors, and what both share.
@@ -129,7 +131,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 	if err := waitForJetStream(ctx, n.js); err != nil {
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, n.js, cfg.Streams); err != nil {
+	if n.partitions, err = bus.EnsureStreams(ctx, n.js, cfg.Streams); err != nil {
 		return nil, err
 	}
 	if err := presence.Ensure(ctx, n.js, presence.Config{TTL: cfg.Presence.TTL, Replicas: cmp.Or(cfg.Presence.Replicas, cfg.Streams.Replicas)}); err != nil {
@@ -157,7 +159,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 	}
 	if cfg.Roles.Processor {
 		pc := cfg.Processor
-		pc.Partitions = cfg.Streams.Partitions
+		pc.Partitions = n.partitions
+		pc.Replicas = cmp.Or(pc.Replicas, cfg.Streams.Replicas)
 		n.Processor = processor.New(n.nc, n.js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
 		keeper, err := presence.NewKeeper(ctx, n.nc, log.Named("presence"))
@@ -236,7 +239,7 @@ func (n *Node) accountsConfig() accounts.Config {
 
 func (n *Node) startGateway(ctx context.Context) error {
 	gc := n.cfg.Gateway
-	gc.Partitions = n.cfg.Streams.Partitions
+	gc.Sends.Partitions = n.partitions
 	n.gw = gateway.New(n.nc, n.js, n.st, n.signer, n.log.Named("gateway"), gc)
 	var err error
 	if n.revocations, err = accounts.WatchRevocations(ctx, n.revokedKV, n.gw.CloseLogin); err != nil {

@@ -37,7 +37,7 @@ func WithStreams(t testing.TB, partitions int) (*nats.Conn, jetstream.JetStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(context.Background(), js, bus.StreamConfig{Partitions: partitions}); err != nil {
+	if _, err := bus.EnsureStreams(context.Background(), js, bus.StreamConfig{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	return nc, js

@@ -24,22 +24,17 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// InboundMessage is what a gateway publishes to CHAT_IN for the processor.
+// InboundMessage is what a gateway sends (a core NATS request on
+// parley.send.<partition>.<room>) to the processor owning the room; the
+// answer is a SendResult.
 type InboundMessage struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Room        string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
 	Sender      string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
 	ClientMsgId string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
 	Body        *Body                  `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
-	// Where the processor sends the SendResult (core NATS subject).
-	ReplySubject string `protobuf:"bytes,5,opt,name=reply_subject,json=replySubject,proto3" json:"reply_subject,omitempty"`
-	// Opaque to the processor; echoed in the SendResult.
-	SessionId string `protobuf:"bytes,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Gateway clock, unix milliseconds.
-	ReceivedAt int64 `protobuf:"varint,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	// The client frame id; echoed in the SendResult so the gateway answers
-	// exactly that request.
-	RequestId     uint64      `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ReceivedAt    int64       `protobuf:"varint,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	Kind          MessageKind `protobuf:"varint,9,opt,name=kind,proto3,enum=parley.v1.MessageKind" json:"kind,omitempty"`
 	RefSeq        uint64      `protobuf:"varint,10,opt,name=ref_seq,json=refSeq,proto3" json:"ref_seq,omitempty"`
 	Reaction      string      `protobuf:"bytes,11,opt,name=reaction,proto3" json:"reaction,omitempty"`
@@ -109,30 +104,9 @@ func (x *InboundMessage) GetBody() *Body {
 	return nil
 }
 
-func (x *InboundMessage) GetReplySubject() string {
-	if x != nil {
-		return x.ReplySubject
-	}
-	return ""
-}
-
-func (x *InboundMessage) GetSessionId() string {
-	if x != nil {
-		return x.SessionId
-	}
-	return ""
-}
-
 func (x *InboundMessage) GetReceivedAt() int64 {
 	if x != nil {
 		return x.ReceivedAt
-	}
-	return 0
-}
-
-func (x *InboundMessage) GetRequestId() uint64 {
-	if x != nil {
-		return x.RequestId
 	}
 	return 0
 }
@@ -278,7 +252,6 @@ func (x *Notification) GetPreview() string {
 // SendResult tells a gateway how the processor handled an InboundMessage.
 type SendResult struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
-	SessionId   string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Room        string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
 	ClientMsgId string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
 	Seq         uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -286,7 +259,6 @@ type SendResult struct {
 	Duplicate   bool                   `protobuf:"varint,6,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// Set when the message was rejected.
 	Error         *Error `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	RequestId     uint64 `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,13 +291,6 @@ func (x *SendResult) ProtoReflect() protoreflect.Message {
 // Deprecated: Use SendResult.ProtoReflect.Descriptor instead.
 func (*SendResult) Descriptor() ([]byte, []int) {
 	return file_parley_v1_bus_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *SendResult) GetSessionId() string {
-	if x != nil {
-		return x.SessionId
-	}
-	return ""
 }
 
 func (x *SendResult) GetRoom() string {
@@ -368,13 +333,6 @@ func (x *SendResult) GetError() *Error {
 		return x.Error
 	}
 	return nil
-}
-
-func (x *SendResult) GetRequestId() uint64 {
-	if x != nil {
-		return x.RequestId
-	}
-	return 0
 }
 
 // ArchivedMessage is a room message with the CHAT_MSG stream sequence it was
@@ -573,19 +531,14 @@ var File_parley_v1_bus_proto protoreflect.FileDescriptor
 
 const file_parley_v1_bus_proto_rawDesc = "" +
 	"\n" +
-	"\x13parley/v1/bus.proto\x12\tparley.v1\x1a\x18parley/v1/protocol.proto\"\xdf\x03\n" +
+	"\x13parley/v1/bus.proto\x12\tparley.v1\x1a\x18parley/v1/protocol.proto\"\x8e\x03\n" +
 	"\x0eInboundMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12#\n" +
-	"\x04body\x18\x04 \x01(\v2\x0f.parley.v1.BodyR\x04body\x12#\n" +
-	"\rreply_subject\x18\x05 \x01(\tR\freplySubject\x12\x1d\n" +
-	"\n" +
-	"session_id\x18\x06 \x01(\tR\tsessionId\x12\x1f\n" +
+	"\x04body\x18\x04 \x01(\v2\x0f.parley.v1.BodyR\x04body\x12\x1f\n" +
 	"\vreceived_at\x18\a \x01(\x03R\n" +
-	"receivedAt\x12\x1d\n" +
-	"\n" +
-	"request_id\x18\b \x01(\x04R\trequestId\x12*\n" +
+	"receivedAt\x12*\n" +
 	"\x04kind\x18\t \x01(\x0e2\x16.parley.v1.MessageKindR\x04kind\x12\x17\n" +
 	"\aref_seq\x18\n" +
 	" \x01(\x04R\x06refSeq\x12\x1a\n" +
@@ -594,26 +547,22 @@ const file_parley_v1_bus_proto_rawDesc = "" +
 	"replyToSeq\x12\x1a\n" +
 	"\bmentions\x18\r \x03(\tR\bmentions\x12!\n" +
 	"\ftarget_users\x18\x0e \x03(\tR\vtargetUsers\x12\x12\n" +
-	"\x04role\x18\x0f \x01(\tR\x04role\"\x92\x01\n" +
+	"\x04role\x18\x0f \x01(\tR\x04roleJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\b\x10\t\"\x92\x01\n" +
 	"\fNotification\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06sender\x18\x04 \x01(\tR\x06sender\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
-	"\apreview\x18\x06 \x01(\tR\apreview\"\xf3\x01\n" +
+	"\apreview\x18\x06 \x01(\tR\apreview\"\xc1\x01\n" +
 	"\n" +
-	"SendResult\x12\x1d\n" +
-	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
+	"SendResult\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x17\n" +
 	"\asent_at\x18\x05 \x01(\x03R\x06sentAt\x12\x1c\n" +
 	"\tduplicate\x18\x06 \x01(\bR\tduplicate\x12&\n" +
-	"\x05error\x18\a \x01(\v2\x10.parley.v1.ErrorR\x05error\x12\x1d\n" +
-	"\n" +
-	"request_id\x18\b \x01(\x04R\trequestId\"^\n" +
+	"\x05error\x18\a \x01(\v2\x10.parley.v1.ErrorR\x05errorJ\x04\b\x01\x10\x02J\x04\b\b\x10\t\"^\n" +
 	"\x0fArchivedMessage\x12,\n" +
 	"\amessage\x18\x01 \x01(\v2\x12.parley.v1.MessageR\amessage\x12\x1d\n" +
 	"\n" +

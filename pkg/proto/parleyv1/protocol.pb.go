@@ -137,6 +137,10 @@ const (
 	ErrorCode_ERROR_CODE_ALREADY_AUTHENTICATED ErrorCode = 11
 	// The user may not do this in this room (e.g. post to a broadcast channel).
 	ErrorCode_ERROR_CODE_FORBIDDEN ErrorCode = 12
+	// The server has more unsequenced work than it takes on; nothing of this
+	// request was kept. Retry after retry_after_ms, with the same
+	// client_msg_id for a send.
+	ErrorCode_ERROR_CODE_OVERLOADED ErrorCode = 13
 )
 
 // Enum value maps for ErrorCode.
@@ -155,6 +159,7 @@ var (
 		10: "ERROR_CODE_INTERNAL",
 		11: "ERROR_CODE_ALREADY_AUTHENTICATED",
 		12: "ERROR_CODE_FORBIDDEN",
+		13: "ERROR_CODE_OVERLOADED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":           0,
@@ -170,6 +175,7 @@ var (
 		"ERROR_CODE_INTERNAL":              10,
 		"ERROR_CODE_ALREADY_AUTHENTICATED": 11,
 		"ERROR_CODE_FORBIDDEN":             12,
+		"ERROR_CODE_OVERLOADED":            13,
 	}
 )
 
@@ -2434,9 +2440,12 @@ func (x *Attachment) GetDurationMs() uint32 {
 }
 
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=parley.v1.ErrorCode" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=parley.v1.ErrorCode" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// With OVERLOADED and RATE_LIMITED: wait at least this long before
+	// retrying (0: the server gives no hint).
+	RetryAfterMs  uint32 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2483,6 +2492,13 @@ func (x *Error) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Error) GetRetryAfterMs() uint32 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
 }
 
 var File_parley_v1_protocol_proto protoreflect.FileDescriptor
@@ -2665,10 +2681,11 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"KIND_AUDIO\x10\x02\x12\x0e\n" +
 	"\n" +
 	"KIND_VIDEO\x10\x03\x12\r\n" +
-	"\tKIND_FILE\x10\x04\"K\n" +
+	"\tKIND_FILE\x10\x04\"q\n" +
 	"\x05Error\x12(\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x14.parley.v1.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xb9\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\rR\fretryAfterMs*\xb9\x02\n" +
 	"\vMessageKind\x12\x15\n" +
 	"\x11MESSAGE_KIND_TEXT\x10\x00\x12\x15\n" +
 	"\x11MESSAGE_KIND_EDIT\x10\x01\x12\x17\n" +
@@ -2679,7 +2696,7 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\x18MESSAGE_KIND_MEMBER_LEFT\x10\x06\x12\x1f\n" +
 	"\x1bMESSAGE_KIND_MEMBER_REMOVED\x10\a\x12$\n" +
 	" MESSAGE_KIND_MEMBER_ROLE_CHANGED\x10\b\x12\x1d\n" +
-	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\x95\x03\n" +
+	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\xb0\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_MALFORMED_FRAME\x10\x01\x12\x1c\n" +
@@ -2694,7 +2711,8 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\x13ERROR_CODE_INTERNAL\x10\n" +
 	"\x12$\n" +
 	" ERROR_CODE_ALREADY_AUTHENTICATED\x10\v\x12\x18\n" +
-	"\x14ERROR_CODE_FORBIDDEN\x10\fB;Z9github.com/parley-chat/parley/pkg/proto/parleyv1;parleyv1b\x06proto3"
+	"\x14ERROR_CODE_FORBIDDEN\x10\f\x12\x19\n" +
+	"\x15ERROR_CODE_OVERLOADED\x10\rB;Z9github.com/parley-chat/parley/pkg/proto/parleyv1;parleyv1b\x06proto3"
 
 var (
 	file_parley_v1_protocol_proto_rawDescOnce sync.Once

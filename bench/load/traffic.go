@@ -175,7 +175,7 @@ func retryable(err error) bool {
 		return true
 	}
 	switch se.Code {
-	case pb.ErrorCode_ERROR_CODE_UNAVAILABLE, pb.ErrorCode_ERROR_CODE_RATE_LIMITED, pb.ErrorCode_ERROR_CODE_INTERNAL:
+	case pb.ErrorCode_ERROR_CODE_UNAVAILABLE, pb.ErrorCode_ERROR_CODE_OVERLOADED, pb.ErrorCode_ERROR_CODE_RATE_LIMITED, pb.ErrorCode_ERROR_CODE_INTERNAL:
 		return true
 	}
 	return false

@@ -74,6 +74,8 @@ type Node struct {
 	cfg     Config
 	log     *zap.Logger
 	ns      *server.Server
+	url     string       // the NATS servers
+	conns   []*nats.Conn // every connection, n.nc first
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	st      store.Store
@@ -121,11 +123,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		url = n.ns.ClientURL()
 		log.Info("embedded nats-server started", zap.String("url", url), zap.String("store", cfg.NATS.StoreDir))
 	}
-	n.nc, err = nats.Connect(url, nats.Name("parley"), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
-	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", url, err)
-	}
-	if n.js, err = jetstream.New(n.nc); err != nil {
+	n.url = url
+	if n.nc, n.js, err = n.connect("parley"); err != nil {
 		return nil, err
 	}
 	if err := waitForJetStream(ctx, n.js); err != nil {
@@ -154,14 +153,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		if n.accounts, err = accounts.Serve(n.nc, n.st, log, n.accountsConfig()); err != nil {
 			return nil, err
 		}
-		n.Archiver = archiver.New(n.js, n.st, log.Named("archiver"), cfg.Archiver)
+		_, js, err := n.connect("parley-archiver")
+		if err != nil {
+			return nil, err
+		}
+		n.Archiver = archiver.New(js, n.st, log.Named("archiver"), cfg.Archiver)
 		n.run("archiver", func() error { return n.Archiver.Run(runCtx) })
 	}
 	if cfg.Roles.Processor {
 		pc := cfg.Processor
 		pc.Partitions = n.partitions
 		pc.Replicas = cmp.Or(pc.Replicas, cfg.Streams.Replicas)
-		n.Processor = processor.New(n.nc, n.js, n.st, log.Named("processor"), pc)
+		nc, js, err := n.connect("parley-processor")
+		if err != nil {
+			return nil, err
+		}
+		n.Processor = processor.New(nc, js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
 		keeper, err := presence.NewKeeper(ctx, n.nc, log.Named("presence"))
 		if err != nil {
@@ -175,6 +182,20 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		}
 	}
 	return n, nil
+}
+
+// connect opens a NATS connection for one role. The processor and the
+// archiver have their own, so that their traffic never queues behind the
+// gateway's fan-out in one connection's reader and writer (and so each
+// reads and writes on its own goroutines).
+func (n *Node) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(n.url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", n.url, err)
+	}
+	n.conns = append(n.conns, nc)
+	js, err := jetstream.New(nc)
+	return nc, js, err
 }
 
 // waitForJetStream returns once JetStream answers; a fresh or clustered
@@ -325,9 +346,11 @@ func (n *Node) close() {
 	if n.revocations != nil {
 		n.revocations.Stop()
 	}
-	if n.nc != nil {
-		_ = n.nc.Drain()
-		for n.nc.IsDraining() {
+	for _, nc := range n.conns {
+		_ = nc.Drain()
+	}
+	for _, nc := range n.conns {
+		for nc.IsDraining() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

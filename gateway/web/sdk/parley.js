@@ -8,7 +8,7 @@
 export const SUBPROTOCOL = 'parley.v1.json';
 
 // Error codes worth retrying with the same request.
-const RETRYABLE = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL', 'DISCONNECTED', 'TIMEOUT']);
+const RETRYABLE = new Set(['UNAVAILABLE', 'OVERLOADED', 'RATE_LIMITED', 'INTERNAL', 'DISCONNECTED', 'TIMEOUT']);
 
 /** An error answered by the server (code without the ERROR_CODE_ prefix) or made by the SDK. */
 export class ParleyError extends Error {

@@ -85,8 +85,8 @@ func Main(ctx context.Context, args, workerArgv []string) error {
 	}
 	printOutcome(os.Stdout, dir, out)
 	if v := out.Result.Run.Verify; v != nil && !v.Clean() {
-		return fmt.Errorf("bench %s: delivery anomalies: %d lost, %d duplicated, %d reordered, %d gaps, %d silent (see %s)",
-			sc.Name, v.Lost, v.Duplicated, v.Reordered, v.Gaps, v.Silent, dir)
+		return fmt.Errorf("bench %s: delivery anomalies: %d lost, %d duplicated, %d reordered, %d stored twice, %d gaps, %d silent (see %s)",
+			sc.Name, v.Lost, v.Duplicated, v.Reordered, v.StoredTwice, v.Gaps, v.Silent, dir)
 	}
 	return nil
 }
@@ -302,8 +302,8 @@ func waitHealthy(ctx context.Context, url string, limit time.Duration) error {
 func printOutcome(w io.Writer, dir string, o *scenario.Outcome) {
 	fmt.Fprintf(w, "\n%s/summary.md\n", dir)
 	if v := o.Result.Run.Verify; v != nil {
-		fmt.Fprintf(w, "  verification: %d sent, %d acked, %d delivered; lost %d, duplicated %d, reordered %d, gaps %d\n",
-			v.Sent, v.Acked, v.Delivered, v.Lost, v.Duplicated, v.Reordered, v.Gaps)
+		fmt.Fprintf(w, "  verification: %d sent, %d acked, %d delivered; lost %d, duplicated %d, reordered %d, stored twice %d, gaps %d\n",
+			v.Sent, v.Acked, v.Delivered, v.Lost, v.Duplicated, v.Reordered, v.StoredTwice, v.Gaps)
 	}
 	if l := o.Result.Run.Latency.SendDeliver; l.Count > 0 {
 		fmt.Fprintf(w, "  send→deliver: p50 %v, p99 %v, max %v\n", l.P50, l.P99, l.Max)

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/bench/load"
 	"github.com/parley-chat/parley/bench/metrics"
 	"github.com/parley-chat/parley/bench/sample"
+	"github.com/parley-chat/parley/bench/verify"
 )
 
 // Findings are a run's figures beyond the generic ones of report.Result:
@@ -184,6 +185,9 @@ func genericFindings(o *Outcome) Findings {
 	if len(o.Steps) > 0 {
 		stepFindings(&f, o)
 	}
+	if v := o.Result.Run.Verify; v != nil {
+		anomalyFindings(&f, *v)
+	}
 	f.Tables = append(f.Tables, errorTable(o))
 	return f
 }
@@ -234,6 +238,15 @@ func stepFindings(f *Findings, o *Outcome) {
 	if n := t.Count(load.Retried); n > 0 {
 		f.figure("Send retries", float64(n), "", fmt.Sprintf("same client_msg_id; %d acks said duplicate", t.Count(load.DuplicateAcks)))
 	}
+}
+
+// anomalyFindings adds what delivery verification found wrong; any of it
+// fails the run.
+func anomalyFindings(f *Findings, v verify.Totals) {
+	f.figure("Deliveries lost", float64(v.Lost), "", "seqs up to a room's highest acked one that a member never got")
+	f.figure("Deliveries duplicated", float64(v.Duplicated), "", "seqs a member got again")
+	f.figure("Deliveries reordered", float64(v.Reordered), "", "seqs a member got after a higher one")
+	f.figure("Messages stored twice", float64(v.StoredTwice), "", "client messages (room, sender, client_msg_id) delivered under more than one seq")
 }
 
 // errorTable lists every kind of error of the run.

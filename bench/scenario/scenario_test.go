@@ -158,6 +158,9 @@ func checkClean(t *testing.T, o *Outcome, membersPerRoom uint64) {
 	if run.Totals.Errors != 0 {
 		t.Fatalf("%d errors: %+v", run.Totals.Errors, o.Findings.Tables)
 	}
+	if f, ok := figure(o, "Messages stored twice"); !ok || f.Value != 0 {
+		t.Fatalf("findings report %+v messages stored twice (found: %v), want 0", f, ok)
+	}
 }
 
 func TestGroupsAcrossWorkers(t *testing.T) {
@@ -274,11 +277,17 @@ func TestDM(t *testing.T) {
 	checkClean(t, run(t, testEnv(t, n, coord.InProcess()), "dm", d), 2)
 }
 
+// hasFigure reports whether the findings have a non-zero figure name.
 func hasFigure(o *Outcome, name string) bool {
+	f, ok := figure(o, name)
+	return ok && f.Value != 0
+}
+
+func figure(o *Outcome, name string) (Figure, bool) {
 	for _, f := range o.Findings.Figures {
-		if f.Name == name && f.Value != 0 {
-			return true
+		if f.Name == name {
+			return f, true
 		}
 	}
-	return false
+	return Figure{}, false
 }

@@ -28,7 +28,7 @@ func sortedSet(list []ClientMsg) []ClientMsg {
 // Shared by the room's streams, it keeps one entry per client message,
 // whatever the number of receivers.
 type copies struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // taken after Stream.mu, never before it
 	seen  map[ClientMsg]firstCopy
 	twice []ClientMsg // each message stored twice, once, in the order found
 }

@@ -85,8 +85,8 @@ func Main(ctx context.Context, args, workerArgv []string) error {
 	}
 	printOutcome(os.Stdout, dir, out)
 	if v := out.Result.Run.Verify; v != nil && !v.Clean() {
-		return fmt.Errorf("bench %s: delivery anomalies: %d lost, %d duplicated, %d reordered, %d gaps, %d silent (see %s)",
-			sc.Name, v.Lost, v.Duplicated, v.Reordered, v.Gaps, v.Silent, dir)
+		return fmt.Errorf("bench %s: delivery anomalies: %d lost, %d duplicated, %d reordered, %d stored twice, %d gaps, %d silent (see %s)",
+			sc.Name, v.Lost, v.Duplicated, v.Reordered, v.StoredTwice, v.Gaps, v.Silent, dir)
 	}
 	return nil
 }
@@ -114,7 +114,7 @@ type options struct {
 
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.urls, "url", "ws://127.0.0.1:8080/ws", "gateway WebSocket URLs, comma-separated; clients are spread over them (loopback only)")
-	fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "the server's NATS, for the raw JetStream baseline (loopback only; empty: no baseline)")
+	fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "the server's NATS, comma-separated for a cluster's servers, for the raw JetStream baseline and the backlog check (loopback only; empty: neither)")
 	fs.StringVar(&o.metricsURLs, "metrics-url", "", "Prometheus endpoints of the server processes, comma-separated, each scraped and summed: "+
 		"one per process when several share a port (their --debug-addr) (default: /metrics of each --url)")
 	fs.StringVar(&o.apiURL, "api-url", "", "HTTP API for the setup (tokens, rooms), e.g. a gateway that is not measured (default: the first --url's host)")
@@ -182,14 +182,11 @@ func (o *options) env(ctx context.Context, workerArgv []string) (scenario.Env, e
 		env.API = strings.TrimSuffix(u, "/")
 	}
 	if o.natsURL != "" {
-		u, err := url.Parse(o.natsURL)
-		if err == nil {
-			_, err = loopbackPort(u.Host)
-		}
+		urls, err := natsLoopback(o.natsURL)
 		if err != nil {
 			return env, fmt.Errorf("--nats-url %q: %w", o.natsURL, err)
 		}
-		env.NATSURL = o.natsURL
+		env.NATSURL = urls
 	}
 	if o.wait > 0 {
 		if err := waitHealthy(ctx, "http://"+mustHost(env.URLs[0])+"/healthz", o.wait); err != nil {
@@ -270,6 +267,24 @@ func httpLoopback(raw string) (string, error) {
 	return raw, nil
 }
 
+// natsLoopback checks a comma-separated list of NATS servers on this
+// machine and returns it trimmed, as nats.Connect takes it.
+func natsLoopback(list string) (string, error) {
+	var urls []string
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		if err == nil {
+			_, err = loopbackPort(u.Host)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%q: %w", raw, err)
+		}
+		urls = append(urls, raw)
+	}
+	return strings.Join(urls, ","), nil
+}
+
 func mustHost(raw string) string {
 	u, _ := url.Parse(raw) // parsed before
 	return u.Host
@@ -302,8 +317,8 @@ func waitHealthy(ctx context.Context, url string, limit time.Duration) error {
 func printOutcome(w io.Writer, dir string, o *scenario.Outcome) {
 	fmt.Fprintf(w, "\n%s/summary.md\n", dir)
 	if v := o.Result.Run.Verify; v != nil {
-		fmt.Fprintf(w, "  verification: %d sent, %d acked, %d delivered; lost %d, duplicated %d, reordered %d, gaps %d\n",
-			v.Sent, v.Acked, v.Delivered, v.Lost, v.Duplicated, v.Reordered, v.Gaps)
+		fmt.Fprintf(w, "  verification: %d sent, %d acked, %d delivered; lost %d, duplicated %d, reordered %d, stored twice %d, gaps %d\n",
+			v.Sent, v.Acked, v.Delivered, v.Lost, v.Duplicated, v.Reordered, v.StoredTwice, v.Gaps)
 	}
 	if l := o.Result.Run.Latency.SendDeliver; l.Count > 0 {
 		fmt.Fprintf(w, "  send→deliver: p50 %v, p99 %v, max %v\n", l.P50, l.P99, l.Max)

@@ -44,27 +44,49 @@ func TestOnlyLoopbackTargets(t *testing.T) {
 	}
 }
 
-func TestMetricsAndAPIURLs(t *testing.T) {
-	env := func(args ...string) (scenario.Env, error) {
-		var o options
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		o.bind(fs)
-		if err := fs.Parse(append([]string{"--server-pid", "1", "--nats-url", ""}, args...)); err != nil {
-			t.Fatal(err)
-		}
-		return o.env(context.Background(), nil)
+// parseEnv parses the flags every scenario shares, with a server PID given
+// and no NATS unless args say otherwise.
+func parseEnv(t *testing.T, args ...string) (scenario.Env, error) {
+	t.Helper()
+	var o options
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.bind(fs)
+	if err := fs.Parse(append([]string{"--server-pid", "1", "--nats-url", ""}, args...)); err != nil {
+		t.Fatal(err)
 	}
-	e, err := env("--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:1/ws")
+	return o.env(context.Background(), nil)
+}
+
+func TestMetricsAndAPIURLs(t *testing.T) {
+	e, err := parseEnv(t, "--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:1/ws")
 	if err != nil || !slices.Equal(e.Metrics, []string{"http://127.0.0.1:1/metrics"}) || e.API != "http://127.0.0.1:1" {
 		t.Fatalf("one gateway twice: metrics %q, API %q, %v", e.Metrics, e.API, err)
 	}
-	e, err = env("--url", "ws://127.0.0.1:1/ws", "--metrics-url", "http://127.0.0.1:2/metrics, http://127.0.0.1:3/metrics", "--api-url", "http://127.0.0.1:4/")
+	e, err = parseEnv(t, "--url", "ws://127.0.0.1:1/ws", "--metrics-url", "http://127.0.0.1:2/metrics, http://127.0.0.1:3/metrics", "--api-url", "http://127.0.0.1:4/")
 	if err != nil || !slices.Equal(e.Metrics, []string{"http://127.0.0.1:2/metrics", "http://127.0.0.1:3/metrics"}) || e.API != "http://127.0.0.1:4" {
 		t.Fatalf("metrics %q, API %q, %v", e.Metrics, e.API, err)
 	}
 	for _, bad := range [][]string{{"--metrics-url", "http://10.0.0.1:2/metrics"}, {"--api-url", "ws://127.0.0.1:4"}} {
-		if _, err := env(bad...); err == nil {
+		if _, err := parseEnv(t, bad...); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestNATSURLList(t *testing.T) {
+	for arg, want := range map[string]string{
+		"":                      "",
+		"nats://127.0.0.1:4222": "nats://127.0.0.1:4222",
+		"nats://127.0.0.1:4222, nats://localhost:4223,nats://[::1]:4224": "nats://127.0.0.1:4222,nats://localhost:4223,nats://[::1]:4224",
+	} {
+		e, err := parseEnv(t, "--nats-url", arg)
+		if err != nil || e.NATSURL != want {
+			t.Errorf("--nats-url %q: NATS %q, %v; want %q", arg, e.NATSURL, err, want)
+		}
+	}
+	for _, bad := range []string{"nats://127.0.0.1:4222,nats://10.0.0.1:4222", "nats://127.0.0.1:4222,", "127.0.0.1:4222"} {
+		if _, err := parseEnv(t, "--nats-url", bad); err == nil {
+			t.Errorf("--nats-url %q accepted", bad)
 		}
 	}
 }

@@ -270,7 +270,7 @@ func verified(r *run) string {
 	case v.Clean():
 		return "clean"
 	}
-	return fmt.Sprintf("lost %d, duplicated %d, reordered %d, gaps %d", v.Lost, v.Duplicated, v.Reordered, v.Gaps)
+	return fmt.Sprintf("lost %d, duplicated %d, reordered %d, stored twice %d, gaps %d", v.Lost, v.Duplicated, v.Reordered, v.StoredTwice, v.Gaps)
 }
 
 func cell(s string) string { return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s) }

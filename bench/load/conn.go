@@ -191,7 +191,7 @@ func (cn *conn) read(s *session) {
 
 // deliver records one delivery. Caller holds cn.mu.
 func (cn *conn) deliver(t *track, m *pb.Message, at time.Time) {
-	t.stream.Deliver(m.Seq, m.ClientMsgId)
+	t.stream.Deliver(m.Seq, m.Sender, m.ClientMsgId)
 	t.top = max(t.top, m.Seq)
 	cn.w.delivered(m, at)
 	if t.catching && t.top >= t.target {

@@ -85,7 +85,7 @@ func workerReport(t *testing.T, sent, delivered int, lat time.Duration, fan []Fa
 		m.latency[SendAck].Record(lat)
 	}
 	for i := range delivered {
-		s.Deliver(uint64(i+1), fmt.Sprint(i))
+		s.Deliver(uint64(i+1), "sender", fmt.Sprint(i))
 		m.add(Delivered, 1)
 		m.latency[SendDeliver].Record(lat)
 		m.series[SeriesDelivered].Record(time.Unix(1_763_900_000+int64(i), 0), lat)

@@ -300,9 +300,9 @@ func TestSummary(t *testing.T) {
 		}
 	}
 
-	r.Run.Verify.Lost = 3
-	if md := summary(r); !strings.Contains(md, "**Anomalies found.**") || !strings.Contains(md, "| 1 | 100 | 60,000 | 60,000 | 6,000,000 | 3 |") {
-		t.Errorf("summary.md does not report the lost messages:\n%s", md)
+	r.Run.Verify.Lost, r.Run.Verify.StoredTwice = 3, 2
+	if md := summary(r); !strings.Contains(md, "**Anomalies found.**") || !strings.Contains(md, "| 1 | 100 | 60,000 | 60,000 | 6,000,000 | 3 | 0 | 0 | 2 | 0 | 0 |") {
+		t.Errorf("summary.md does not report the lost messages and those stored twice:\n%s", md)
 	}
 }
 

@@ -160,13 +160,13 @@ func summary(r *Result) string {
 	if v := r.Run.Verify; v != nil {
 		p("\n## Delivery verification\n\n")
 		if v.Clean() {
-			p("**Clean**: every receiver got every acknowledged message exactly once, in order.\n\n")
+			p("**Clean**: every receiver got every acknowledged message exactly once, in order, and the server stored each client message once.\n\n")
 		} else {
 			p("**Anomalies found.**\n\n")
 		}
-		table(&b, []string{"Rooms", "Receivers", "Sent", "Acked", "Delivered", "Lost", "Duplicated", "Reordered", "Gaps", "Silent"}, "rrrrrrrrrr",
+		table(&b, []string{"Rooms", "Receivers", "Sent", "Acked", "Delivered", "Lost", "Duplicated", "Reordered", "Stored twice", "Gaps", "Silent"}, "rrrrrrrrrrr",
 			[][]string{{num(float64(v.Rooms)), num(float64(v.Receivers)), num(float64(v.Sent)), num(float64(v.Acked)), num(float64(v.Delivered)),
-				num(float64(v.Lost)), num(float64(v.Duplicated)), num(float64(v.Reordered)), num(float64(v.Gaps)), num(float64(v.Silent))}})
+				num(float64(v.Lost)), num(float64(v.Duplicated)), num(float64(v.Reordered)), num(float64(v.StoredTwice)), num(float64(v.Gaps)), num(float64(v.Silent))}})
 	}
 
 	if s := r.Run.Server; s != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/bench/load"
 	"github.com/parley-chat/parley/bench/metrics"
 	"github.com/parley-chat/parley/bench/sample"
+	"github.com/parley-chat/parley/bench/verify"
 )
 
 // Findings are a run's figures beyond the generic ones of report.Result:
@@ -184,6 +185,9 @@ func genericFindings(o *Outcome) Findings {
 	if len(o.Steps) > 0 {
 		stepFindings(&f, o)
 	}
+	if v := o.Result.Run.Verify; v != nil {
+		anomalyFindings(&f, *v)
+	}
 	f.Tables = append(f.Tables, errorTable(o))
 	return f
 }
@@ -202,17 +206,20 @@ func stepFindings(f *Findings, o *Outcome) {
 			s.Step.Name, s.Step.Duration.String(), fmtNum(s.Step.Rate),
 			fmtNum(perSecond(a.Count(load.Sent), s.Step.Duration)), fmtNum(perSecond(a.Count(load.Delivered), s.Step.Duration)),
 			fmtDur(sd.P50), fmtDur(sd.P99), fmtDur(sd.Max), fmtDur(sa.P99), fmtDur(a.Latency(load.SendLag).P99),
+			fmt.Sprint(a.Count(load.Reconnected)),
 			percent(cpu, secs), fmt.Sprintf("%.2f", s.CPU.ServerWait), fmt.Sprintf("%.0f%%", 100*s.CPU.BenchCPU), fmt.Sprintf("%.0f%%", 100*s.CPU.MachineBusy),
 		})
 	}
 	f.Tables = append(f.Tables, Table{
 		Title: "Steps",
 		Note: "Rates over each step's duration; latencies of its messages. Send lag is how late sends left against " +
-			"their schedule: a large one means the load generator, not the server, fell behind. Server and bench CPU: 100% is one core. " +
+			"their schedule: a large one means the load generator, not the server, fell behind. " +
+			"Reconnects: client connections lost and re-established in the step or its drain (a disruption's drops included). " +
+			"Server and bench CPU: 100% is one core. " +
 			"Server CPU wait: the server's threads' time runnable but without a CPU, per second. Machine busy: all CPUs, 100% = all busy. " +
 			"With the machine busy near 100% and a large CPU wait, latencies measure the crowded machine more than the server.",
 		Header: []string{"step", "duration", "target msg/s", "sent/s", "delivered/s", "deliver p50", "deliver p99", "deliver max",
-			"ack p99", "send lag p99", "server CPU", "server CPU wait", "bench CPU", "machine busy"},
+			"ack p99", "send lag p99", "reconnects", "server CPU", "server CPU wait", "bench CPU", "machine busy"},
 		Rows: rows,
 	})
 	delivered := t.Count(load.Delivered)
@@ -231,26 +238,53 @@ func stepFindings(f *Findings, o *Outcome) {
 		f.figure("Server CPU per message, raw JetStream", 1e6*bl[0].Run.Server.Summary.Total.CPUSeconds/float64(bl[0].Run.Totals.Acked), "µs",
 			"the baseline's async publish with acks, for comparison")
 	}
+	f.figure("Reconnects", float64(o.count(load.Reconnected)), "",
+		"client connections lost and re-established during the run, a disruption's drops included; per step in Steps")
 	if n := t.Count(load.Retried); n > 0 {
 		f.figure("Send retries", float64(n), "", fmt.Sprintf("same client_msg_id; %d acks said duplicate", t.Count(load.DuplicateAcks)))
 	}
 }
 
+// anomalyFindings adds what delivery verification found wrong; any of it
+// fails the run.
+func anomalyFindings(f *Findings, v verify.Totals) {
+	f.figure("Deliveries lost", float64(v.Lost), "", "seqs up to a room's highest acked one that a member never got")
+	f.figure("Deliveries duplicated", float64(v.Duplicated), "", "seqs a member got again")
+	f.figure("Deliveries reordered", float64(v.Reordered), "", "seqs a member got after a higher one")
+	f.figure("Messages stored twice", float64(v.StoredTwice), "", "client messages (room, sender, client_msg_id) delivered under more than one seq")
+}
+
+// namedPhase is a part of the run that the workers reported on.
+type namedPhase struct {
+	name string
+	agg  *load.Aggregate
+}
+
+// phases returns the parts of the run that took place, in order.
+func (o *Outcome) phases() []namedPhase {
+	phases := []namedPhase{{"connect", o.Connect}}
+	if o.Hold != nil {
+		phases = append(phases, namedPhase{"hold", o.Hold})
+	}
+	for _, s := range o.Steps {
+		phases = append(phases, namedPhase{"step " + s.Step.Name, s.Agg})
+	}
+	return phases
+}
+
+// count adds up a counter over the whole run.
+func (o *Outcome) count(c load.Counter) uint64 {
+	var n uint64
+	for _, p := range o.phases() {
+		n += p.agg.Count(c)
+	}
+	return n
+}
+
 // errorTable lists every kind of error of the run.
 func errorTable(o *Outcome) Table {
 	t := Table{Title: "Errors", Header: []string{"phase", "error", "count", "first seen"}}
-	type phase struct {
-		name string
-		agg  *load.Aggregate
-	}
-	phases := []phase{{"connect", o.Connect}, {"hold", o.Hold}}
-	for _, s := range o.Steps {
-		phases = append(phases, phase{"step " + s.Step.Name, s.Agg})
-	}
-	for _, p := range phases {
-		if p.agg == nil {
-			continue
-		}
+	for _, p := range o.phases() {
 		for _, class := range p.agg.ErrorClasses() {
 			e := p.agg.Errors[class]
 			t.Rows = append(t.Rows, []string{p.name, class, fmt.Sprint(e.Count), e.Example})

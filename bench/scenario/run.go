@@ -19,9 +19,11 @@ import (
 
 // Env is what every scenario runs against, and how.
 type Env struct {
-	URLs    []string // gateway WebSocket URLs; clients are spread over them
-	API     string   // HTTP API base URL
-	NATSURL string   // NATS of the server, for the baseline
+	URLs []string // gateway WebSocket URLs; clients are spread over them
+	API  string   // HTTP API base URL
+	// NATSURL is the server's NATS, for the baseline and the backlog check:
+	// a comma-separated list for a cluster's servers, as nats.Connect takes it.
+	NATSURL string
 	// ServerPIDs are the server processes to sample; Metrics their
 	// Prometheus endpoints.
 	ServerPIDs []int

@@ -158,6 +158,9 @@ func checkClean(t *testing.T, o *Outcome, membersPerRoom uint64) {
 	if run.Totals.Errors != 0 {
 		t.Fatalf("%d errors: %+v", run.Totals.Errors, o.Findings.Tables)
 	}
+	if f, ok := figure(o, "Messages stored twice"); !ok || f.Value != 0 {
+		t.Fatalf("findings report %+v messages stored twice (found: %v), want 0", f, ok)
+	}
 }
 
 func TestGroupsAcrossWorkers(t *testing.T) {
@@ -171,8 +174,14 @@ func TestGroupsAcrossWorkers(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := design(t, "groups", "--rooms", "4", "--members", "3", "--rate", "60", "--duration", "2s")
-			o := run(t, testEnv(t, n, c.spawn), "groups", d)
+			env := testEnv(t, n, c.spawn)
+			// A cluster's list of servers, one of them down: the baseline still runs.
+			env.NATSURL = "nats://127.0.0.1:1," + env.NATSURL
+			o := run(t, env, "groups", d)
 			checkClean(t, o, 3)
+			if f, ok := figure(o, "Reconnects"); !ok || f.Value != 0 || !slices.Equal(stepColumn(t, o, "reconnects"), []string{"0"}) {
+				t.Fatalf("reconnects: figure %+v (found %v), steps %q; want 0", f, ok, stepColumn(t, o, "reconnects"))
+			}
 			if o.Workers != 2 || o.Result.Run.Verify.Receivers != 12 {
 				t.Fatalf("%d workers, %d receivers; want 2 workers sharing 12", o.Workers, o.Result.Run.Verify.Receivers)
 			}
@@ -202,6 +211,28 @@ func TestReconnectCatchesUp(t *testing.T) {
 	if c := tot.Latency(load.CatchUp); c.Count != 12 || c.Max <= 0 {
 		t.Fatalf("catch-up histogram %+v", c)
 	}
+	if f, _ := figure(o, "Reconnects"); f.Value != 12 {
+		t.Fatalf("findings report %v reconnects, want 12", f.Value)
+	}
+	if got := stepColumn(t, o, "reconnects"); !slices.Equal(got, []string{"12"}) {
+		t.Fatalf("steps table: reconnects %q, want [12]", got)
+	}
+}
+
+// stepColumn returns a column of the findings' Steps table.
+func stepColumn(t *testing.T, o *Outcome, column string) []string {
+	t.Helper()
+	for _, tb := range o.Findings.Tables {
+		if i := slices.Index(tb.Header, column); tb.Title == "Steps" && i >= 0 {
+			var out []string
+			for _, r := range tb.Rows {
+				out = append(out, r[i])
+			}
+			return out
+		}
+	}
+	t.Fatalf("no column %q in a Steps table", column)
+	return nil
 }
 
 func TestMegaroomFanout(t *testing.T) {
@@ -274,11 +305,17 @@ func TestDM(t *testing.T) {
 	checkClean(t, run(t, testEnv(t, n, coord.InProcess()), "dm", d), 2)
 }
 
+// hasFigure reports whether the findings have a non-zero figure name.
 func hasFigure(o *Outcome, name string) bool {
+	f, ok := figure(o, name)
+	return ok && f.Value != 0
+}
+
+func figure(o *Outcome, name string) (Figure, bool) {
 	for _, f := range o.Findings.Figures {
-		if f.Name == name && f.Value != 0 {
-			return true
+		if f.Name == name {
+			return f, true
 		}
 	}
-	return false
+	return Figure{}, false
 }

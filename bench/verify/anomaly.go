@@ -6,7 +6,8 @@ import (
 	"sync/atomic"
 )
 
-// Kind is a kind of delivery anomaly.
+// Kind is a kind of delivery anomaly. Duplicated, Reordered and Gap are
+// counted per receiver; StoredTwice per room and client message.
 type Kind int
 
 const (
@@ -18,10 +19,13 @@ const (
 	// Gap: a seq skipping past the next expected one. The skipped seqs are
 	// lost unless they arrive later (as Reordered).
 	Gap
+	// StoredTwice: a client message (sender, client_msg_id) delivered under
+	// a second seq: the server stored it twice.
+	StoredTwice
 	numKinds
 )
 
-var kindNames = [numKinds]string{"duplicated", "reordered", "gap"}
+var kindNames = [numKinds]string{"duplicated", "reordered", "gap", "stored_twice"}
 
 func (k Kind) String() string {
 	if k < 0 || k >= numKinds {
@@ -56,7 +60,10 @@ type Anomaly struct {
 	Room     string `json:"room"`
 	Seq      uint64 `json:"seq"`
 	Top      uint64 `json:"top"` // highest seq the receiver had before
+	Sender   string `json:"sender,omitempty"`
 	MsgID    string `json:"client_msg_id"`
+	// First is, for StoredTwice, the seq the message was first delivered at.
+	First uint64 `json:"first_seq,omitempty"`
 }
 
 // MaxExamples is how many anomalies a Summary describes in detail.

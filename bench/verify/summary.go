@@ -8,7 +8,7 @@ import (
 )
 
 // SummaryVersion is the version of the Summary format; Merge refuses others.
-const SummaryVersion = 1
+const SummaryVersion = 2
 
 // Summary is one worker's findings, or several workers' merged, in a form
 // that travels as JSON. See the package documentation for how Lost is
@@ -37,6 +37,9 @@ type RoomSummary struct {
 	// holes, and the open range after its top (highest seq delivered, or
 	// start-1). Sorted by From, then To.
 	Missing []Missing `json:"missing,omitempty"`
+	// StoredTwice are the client messages some receiver got under two
+	// seqs, sorted; merged as a union (see RoomSummary.merge).
+	StoredTwice []ClientMsg `json:"stored_twice,omitempty"`
 }
 
 // Missing is a range of seqs that a number of receivers have not received.
@@ -79,11 +82,12 @@ func (v *Verifier) Summary() Summary {
 	for _, name := range slices.Sorted(maps.Keys(v.rooms)) {
 		r := v.rooms[name]
 		rs := RoomSummary{
-			Room:      name,
-			Sent:      r.sends.sent.Load(),
-			Acked:     r.sends.acked.Load(),
-			MaxAcked:  r.sends.maxAcked.Load(),
-			Receivers: uint64(len(r.streams)),
+			Room:        name,
+			Sent:        r.sends.sent.Load(),
+			Acked:       r.sends.acked.Load(),
+			MaxAcked:    r.sends.maxAcked.Load(),
+			Receivers:   uint64(len(r.streams)),
+			StoredTwice: r.copies.storedTwice(),
 		}
 		missing := make(map[missingKey]uint64)
 		for _, s := range r.streams {
@@ -162,6 +166,16 @@ func (r *RoomSummary) merge(o RoomSummary) {
 	r.Reordered += o.Reordered
 	r.Gaps += o.Gaps
 	r.Silent += o.Silent
+	// Every member of a room receives every one of its messages, so both
+	// copies of a message stored twice reach every member, and each worker
+	// with a member in the room finds the message on its own: workers
+	// exchange only the messages they found, never every message's seq. A
+	// union counts each message once, however many workers found it (a sum
+	// would count it once per worker), and still counts one that only some
+	// workers found, where the others' receivers lost a copy (a maximum of
+	// counts would miss it). Copies split between workers, neither getting
+	// both, mean lost deliveries: Lost reports those.
+	r.StoredTwice = sortedSet(slices.Concat(r.StoredTwice, o.StoredTwice))
 	missing := make(map[missingKey]uint64, len(r.Missing)+len(o.Missing))
 	for _, g := range slices.Concat(r.Missing, o.Missing) {
 		missing[missingKey{g.From, g.To}] += g.Receivers
@@ -181,6 +195,9 @@ type Totals struct {
 	Reordered  uint64 `json:"reordered"`
 	Gaps       uint64 `json:"gaps"`
 	Silent     uint64 `json:"silent"`
+	// StoredTwice counts client messages (room, sender, client_msg_id)
+	// delivered under more than one seq.
+	StoredTwice uint64 `json:"stored_twice"`
 }
 
 // Totals adds up the rooms, computing Lost per room.
@@ -197,12 +214,13 @@ func (s Summary) Totals() Totals {
 		t.Reordered += r.Reordered
 		t.Gaps += r.Gaps
 		t.Silent += r.Silent
+		t.StoredTwice += uint64(len(r.StoredTwice))
 	}
 	return t
 }
 
 // Clean reports whether every receiver got every message exactly once, in
-// order.
+// order, and the server stored every client message once.
 func (t Totals) Clean() bool {
-	return t.Lost == 0 && t.Duplicated == 0 && t.Reordered == 0 && t.Gaps == 0 && t.Silent == 0
+	return t.Lost == 0 && t.Duplicated == 0 && t.Reordered == 0 && t.Gaps == 0 && t.Silent == 0 && t.StoredTwice == 0
 }

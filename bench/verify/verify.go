@@ -22,6 +22,7 @@ type streamKey struct{ receiver, room string }
 // roomState is everything a worker knows about one room.
 type roomState struct {
 	sends   Room
+	copies  *copies
 	streams []*Stream // guarded by Verifier.mu
 }
 
@@ -34,7 +35,7 @@ func New() *Verifier {
 func (v *Verifier) room(name string) *roomState {
 	r := v.rooms[name]
 	if r == nil {
-		r = &roomState{}
+		r = &roomState{copies: newCopies()}
 		v.rooms[name] = r
 	}
 	return r
@@ -60,7 +61,7 @@ func (v *Verifier) Open(receiver, room string, from uint64) *Stream {
 		return s
 	}
 	r := v.room(room)
-	s := &Stream{v: v, receiver: receiver, room: room}
+	s := &Stream{v: v, receiver: receiver, room: room, copies: r.copies}
 	if from > 0 {
 		s.base, s.top = from, from-1
 	}
@@ -96,6 +97,7 @@ func (r *Room) Acked(seq uint64) {
 type Stream struct {
 	v              *Verifier
 	receiver, room string
+	copies         *copies // the room's, shared with the worker's other receivers in it
 
 	mu sync.Mutex
 	// Invariant: every seq in [base, top] has been delivered except those in
@@ -110,11 +112,31 @@ type Stream struct {
 // span is the inclusive seq range [lo, hi].
 type span struct{ lo, hi uint64 }
 
-// Deliver records the delivery of the message with seq and client_msg_id
-// msgID (kept only to describe anomalies).
-func (s *Stream) Deliver(seq uint64, msgID string) {
+// Deliver records the delivery of the message with seq, sent by sender with
+// client_msg_id msgID.
+func (s *Stream) Deliver(seq uint64, sender, msgID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.checkCopies(seq, sender, msgID)
+	s.checkSeq(seq, sender, msgID)
+}
+
+// checkCopies checks that the client message was delivered in this room
+// under no other seq, by any of the worker's receivers. Messages without a
+// client_msg_id (membership changes) have none to check. Caller holds s.mu.
+func (s *Stream) checkCopies(seq uint64, sender, msgID string) {
+	if msgID == "" {
+		return
+	}
+	if first, twice := s.copies.see(ClientMsg{sender, msgID}, seq); twice {
+		a := s.anomaly(StoredTwice, seq, sender, msgID)
+		a.First = first
+		s.v.examples.add(a)
+	}
+}
+
+// checkSeq checks seq against the seqs delivered before. Caller holds s.mu.
+func (s *Stream) checkSeq(seq uint64, sender, msgID string) {
 	if s.base == 0 {
 		// Seqs start at 1, so a 0 anchors at 1 and then counts as below it.
 		s.base = max(seq, 1)
@@ -127,17 +149,17 @@ func (s *Stream) Deliver(seq uint64, msgID string) {
 	case seq > s.top:
 		s.holes = append(s.holes, span{s.top + 1, seq - 1})
 		s.v.live.missing.Add(int64(seq - s.top - 1))
-		s.note(Gap, seq, msgID)
+		s.note(Gap, seq, sender, msgID)
 		s.top = seq
 		s.delivered++
 	case seq >= s.base && s.fill(seq):
 		s.v.live.missing.Add(-1)
-		s.note(Reordered, seq, msgID)
+		s.note(Reordered, seq, sender, msgID)
 		s.delivered++
 	case seq >= s.base:
-		s.note(Duplicated, seq, msgID)
+		s.note(Duplicated, seq, sender, msgID)
 	default:
-		s.note(Reordered, seq, msgID) // below where the stream started
+		s.note(Reordered, seq, sender, msgID) // below where the stream started
 	}
 }
 
@@ -171,8 +193,13 @@ func (s *Stream) fill(seq uint64) bool {
 }
 
 // note counts an anomaly of this stream. Caller holds s.mu.
-func (s *Stream) note(k Kind, seq uint64, msgID string) {
+func (s *Stream) note(k Kind, seq uint64, sender, msgID string) {
 	s.anomalies[k]++
 	s.v.live.anomalies[k].Add(1)
-	s.v.examples.add(Anomaly{Kind: k, Receiver: s.receiver, Room: s.room, Seq: seq, Top: s.top, MsgID: msgID})
+	s.v.examples.add(s.anomaly(k, seq, sender, msgID))
+}
+
+// anomaly describes a delivery to this stream. Caller holds s.mu.
+func (s *Stream) anomaly(k Kind, seq uint64, sender, msgID string) Anomaly {
+	return Anomaly{Kind: k, Receiver: s.receiver, Room: s.room, Seq: seq, Top: s.top, Sender: sender, MsgID: msgID}
 }

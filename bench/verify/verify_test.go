@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -9,10 +10,13 @@ import (
 	"testing"
 )
 
+// testSender sends every message of the tests that name no sender.
+const testSender = "s"
+
 // deliver hands seqs to s, with client_msg_ids derived from them.
 func deliver(s *Stream, seqs ...uint64) {
 	for _, q := range seqs {
-		s.Deliver(q, fmt.Sprintf("m%d", q))
+		s.Deliver(q, testSender, fmt.Sprintf("m%d", q))
 	}
 }
 
@@ -121,7 +125,7 @@ func TestInjectedAnomalies(t *testing.T) {
 			var kinds []Kind
 			for _, a := range v.Summary().Examples {
 				kinds = append(kinds, a.Kind)
-				if a.Receiver != "u" || a.Room != "r" || a.MsgID != fmt.Sprintf("m%d", a.Seq) {
+				if a.Receiver != "u" || a.Room != "r" || a.Sender != testSender || a.MsgID != fmt.Sprintf("m%d", a.Seq) {
 					t.Errorf("example %+v does not describe the delivery", a)
 				}
 			}
@@ -135,7 +139,7 @@ func TestInjectedAnomalies(t *testing.T) {
 func TestGapExample(t *testing.T) {
 	v, _ := check(t, 1, 1, 2, 3, 7)
 	ex := v.Summary().Examples
-	if want := (Anomaly{Kind: Gap, Receiver: "u", Room: "r", Seq: 7, Top: 3, MsgID: "m7"}); len(ex) != 1 || ex[0] != want {
+	if want := (Anomaly{Kind: Gap, Receiver: "u", Room: "r", Seq: 7, Top: 3, Sender: testSender, MsgID: "m7"}); len(ex) != 1 || ex[0] != want {
 		t.Fatalf("examples %+v, want [%+v]", ex, want)
 	}
 }
@@ -280,4 +284,117 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// stored is a message as the server stored it: a seq and the client
+// message it holds.
+type stored struct {
+	seq uint64
+	msg ClientMsg
+}
+
+// storedAt gives seqs 1, 2, … to msgs in turn.
+func storedAt(msgs ...ClientMsg) []stored {
+	out := make([]stored, len(msgs))
+	for i, m := range msgs {
+		out[i] = stored{uint64(i + 1), m}
+	}
+	return out
+}
+
+// deliverStored hands the messages to s in order.
+func deliverStored(s *Stream, msgs []stored) {
+	for _, m := range msgs {
+		s.Deliver(m.seq, m.msg.Sender, m.msg.ID)
+	}
+}
+
+func TestStoredTwice(t *testing.T) {
+	a1, a2, a3 := ClientMsg{"a", "1"}, ClientMsg{"a", "2"}, ClientMsg{"a", "3"}
+	for _, c := range []struct {
+		name       string
+		msgs       []stored
+		want       []ClientMsg // stored twice
+		duplicated uint64
+	}{
+		{"clean", storedAt(a1, a2, a3), nil, 0},
+		{"stored twice", storedAt(a1, a2, a3, a2), []ClientMsg{a2}, 0},
+		{"stored three times", storedAt(a1, a2, a2, a3, a2), []ClientMsg{a2}, 0},
+		{"two stored twice", storedAt(a2, a1, a2, a1), []ClientMsg{a1, a2}, 0},
+		{"same id, other senders", storedAt(a1, ClientMsg{"b", "1"}, ClientMsg{"c", "1"}), nil, 0},
+		{"delivered twice, stored once", slices.Concat(storedAt(a1, a2), storedAt(a1)), nil, 2},
+		{"no client_msg_id", storedAt(ClientMsg{"a", ""}, ClientMsg{"a", ""}), nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// Two receivers see every copy: each stored-twice message counts once.
+			v := New()
+			sendAll(v, "r", slices.MaxFunc(c.msgs, func(x, y stored) int { return cmp.Compare(x.seq, y.seq) }).seq)
+			for _, u := range []string{"u1", "u2"} {
+				deliverStored(v.Open(u, "r", 1), c.msgs)
+			}
+			sum := wire(t, v.Summary())
+			got := sum.Totals()
+			if got.StoredTwice != uint64(len(c.want)) || !slices.Equal(sum.Rooms[0].StoredTwice, c.want) {
+				t.Fatalf("stored twice: %d, %v; want %v", got.StoredTwice, sum.Rooms[0].StoredTwice, c.want)
+			}
+			if got.Duplicated != c.duplicated || got.Lost+got.Reordered+got.Gaps+got.Silent != 0 {
+				t.Fatalf("totals %+v: want only %d duplicated besides", got, c.duplicated)
+			}
+			if got.Clean() != (len(c.want) == 0 && c.duplicated == 0) {
+				t.Fatalf("Clean() = %v with totals %+v", got.Clean(), got)
+			}
+			var examples []Anomaly
+			for _, a := range sum.Examples {
+				if a.Kind == StoredTwice {
+					examples = append(examples, a)
+				}
+			}
+			if len(examples) != len(c.want) {
+				t.Fatalf("examples %+v: want one per message stored twice", examples)
+			}
+		})
+	}
+}
+
+func TestStoredTwiceExample(t *testing.T) {
+	v := New()
+	m := ClientMsg{"a", "1"}
+	deliverStored(v.Open("u", "r", 1), storedAt(m, ClientMsg{"a", "2"}, m))
+	want := Anomaly{Kind: StoredTwice, Receiver: "u", Room: "r", Seq: 3, Top: 2, Sender: "a", MsgID: "1", First: 1}
+	if ex := wire(t, v.Summary()).Examples; len(ex) != 1 || ex[0] != want {
+		t.Fatalf("examples %+v, want [%+v]", ex, want)
+	}
+}
+
+func TestStoredTwiceAcrossWorkers(t *testing.T) {
+	// Message 2 is stored at seqs 2 and 4, message 5 at seqs 5 and 7.
+	// Worker a's receiver gets everything; worker b's loses seq 7, so only
+	// worker a finds message 5.
+	m := func(id string) ClientMsg { return ClientMsg{"x", id} }
+	msgs := storedAt(m("1"), m("2"), m("3"), m("2"), m("5"), m("6"), m("5"))
+	a, b := New(), New()
+	sendAll(a, "r", 7)
+	deliverStored(a.Open("a1", "r", 1), msgs)
+	deliverStored(b.Open("b1", "r", 1), msgs[:6])
+	deliverStored(b.Open("b2", "r", 1), msgs[:6])
+
+	sa, sb := wire(t, a.Summary()), wire(t, b.Summary())
+	if n := sb.Totals().StoredTwice; n != 1 {
+		t.Fatalf("worker b alone finds %d stored twice, want 1", n)
+	}
+	for _, order := range [][]Summary{{sa, sb}, {sb, sa}} {
+		var merged Summary
+		for _, s := range order {
+			if err := merged.Merge(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := merged.Totals()
+		if want := []ClientMsg{m("2"), m("5")}; got.StoredTwice != 2 || !slices.Equal(merged.Rooms[0].StoredTwice, want) {
+			t.Fatalf("merged: %d stored twice, %v; want %v, each once", got.StoredTwice, merged.Rooms[0].StoredTwice, want)
+		}
+		if got.Lost != 2 {
+			t.Fatalf("merged: %d lost, want worker b's 2", got.Lost)
+		}
+	}
 }

@@ -13,10 +13,11 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 )
 
-// backlogStreams hold the work of Parley's consumers: CHAT_IN the
-// processor's, CHAT_MSG the archiver's. CHAT_IN goes away once sends reach
-// the processor over core NATS, so it is named here, not through pkg/bus,
-// and a server without it simply has no backlog there.
+// backlogStreams hold the work of Parley's consumers: CHAT_MSG the
+// archiver's, and CHAT_IN the processor's in Parley versions before sends
+// reached the processor over core NATS. CHAT_IN is named here, not through
+// pkg/bus, so the bench still measures such a server (for comparisons);
+// a server without it simply has no backlog there.
 var backlogStreams = []string{"CHAT_IN", bus.StreamMsg}
 
 // backlog is the work Parley's consumers have not finished: messages

@@ -189,7 +189,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 // gateway's fan-out in one connection's reader and writer (and so each
 // reads and writes on its own goroutines).
 func (n *Node) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(n.url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	if n.ns != nil {
+		// The embedded server is reached in memory, without a socket.
+		opts = append(opts, nats.InProcessServer(n.ns))
+	}
+	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w", n.url, err)
 	}

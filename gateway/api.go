@@ -40,6 +40,9 @@ const (
 	codeForbidden       = "FORBIDDEN"
 	codeUnavailable     = "UNAVAILABLE"
 	codeRateLimited     = "RATE_LIMITED"
+	// No route serves the path, or not with the request's method.
+	codeNotFound         = "NOT_FOUND"
+	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 )
 
 const maxAPIBody = 1 << 20

@@ -154,7 +154,7 @@ func (g *Gateway) Start() error {
 // Handler serves the WebSocket endpoint (/ws), health checks, the API and
 // the web client (every other GET, with its Content-Security-Policy).
 func (g *Gateway) Handler() http.Handler {
-	mux := newRouter()
+	mux := newRouter(g.apiFail)
 	mux.HandleFunc("GET /ws", g.serveWS)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)

@@ -1,0 +1,32 @@
+package node_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// The API's edge cases answer its JSON errors: unknown routes 404, wrong
+// methods 405 with Allow.
+func TestAPIEdgeCases(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Gateway.DevTokens = false // users are accounts
+	n := startNode(t, cfg)
+	token := register(t, n, "ann", password).AccessToken
+
+	t.Run("routes", func(t *testing.T) {
+		expectError(t, n, "POST", "/api/v1/nope", token, nil, 404, "NOT_FOUND")
+		expectError(t, n, "GET", "/api/v1/nope", token, nil, 404, "NOT_FOUND")
+		expectError(t, n, "POST", "/api/v1/dev/tokens", "", map[string]string{"user": "ann"}, 404, "NOT_FOUND") // dev tokens are off
+		expectError(t, n, "DELETE", "/api/v1/rooms", token, nil, 405, "METHOD_NOT_ALLOWED")
+		expectError(t, n, "POST", "/healthz", "", nil, 405, "METHOD_NOT_ALLOWED")
+		req, _ := http.NewRequest("PUT", "http://"+n.HTTPAddr()+"/api/v1/friends", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if allow := resp.Header.Get("Allow"); allow != "GET, HEAD" {
+			t.Fatalf("PUT /api/v1/friends: Allow %q, want GET, HEAD", allow)
+		}
+	})
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/services/accounts"
@@ -91,19 +90,6 @@ func (a *accountsAPI) decode(w http.ResponseWriter, r *http.Request, v any) bool
 	return true
 }
 
-// queryLimit reads ?limit=, 0 when absent; the service checks its range.
-func (a *accountsAPI) queryLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return 0, true
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		a.g.apiFail(w, r, http.StatusBadRequest, codeInvalidArgument, "limit: not a number")
-	}
-	return n, err == nil
-}
-
 // anonymous serves a call made before login (register, log in, refresh):
 // decode the body, call the service, answer status with its result.
 func anonymous[Req, Res any](a *accountsAPI, status int, call func(context.Context, Req) (Res, error)) http.HandlerFunc {
@@ -160,7 +146,7 @@ func (a *accountsAPI) user(w http.ResponseWriter, r *http.Request, _ string) {
 
 // users looks up ?handle= exactly, or pages ?prefix= after ?after=.
 func (a *accountsAPI) users(w http.ResponseWriter, r *http.Request, _ string) {
-	limit, ok := a.queryLimit(w, r)
+	limit, ok := a.g.queryLimit(w, r, accounts.DefaultPage, accounts.MaxPage)
 	if !ok {
 		return
 	}
@@ -174,7 +160,7 @@ func (a *accountsAPI) users(w http.ResponseWriter, r *http.Request, _ string) {
 // list pages listing l as {"<key>": [...], "next": "..."}.
 func (a *accountsAPI) list(key string, l store.RelationList) func(http.ResponseWriter, *http.Request, string) {
 	return func(w http.ResponseWriter, r *http.Request, user string) {
-		limit, ok := a.queryLimit(w, r)
+		limit, ok := a.g.queryLimit(w, r, accounts.DefaultPage, accounts.MaxPage)
 		if !ok {
 			return
 		}

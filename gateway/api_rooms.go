@@ -171,9 +171,9 @@ func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, user strin
 	if _, ok := g.member(r.Context(), w, r, id, user); !ok {
 		return
 	}
-	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
-	if err != nil || limit <= 0 || limit > 1000 {
-		limit = 100
+	limit, ok := g.queryLimit(w, r, defaultRoomPage, maxRoomPage)
+	if !ok {
+		return
 	}
 	members, err := g.rooms.Members(r.Context(), id, r.URL.Query().Get("after"), limit)
 	if err != nil {

@@ -2,11 +2,12 @@ package node_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
 // The API's edge cases answer its JSON errors: unknown routes 404, wrong
-// methods 405 with Allow.
+// methods 405 with Allow, page sizes outside the documented range 400.
 func TestAPIEdgeCases(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Gateway.DevTokens = false // users are accounts
@@ -28,5 +29,22 @@ func TestAPIEdgeCases(t *testing.T) {
 		if allow := resp.Header.Get("Allow"); allow != "GET, HEAD" {
 			t.Fatalf("PUT /api/v1/friends: Allow %q, want GET, HEAD", allow)
 		}
+	})
+
+	t.Run("page sizes", func(t *testing.T) {
+		var room struct{ ID string }
+		expectStatus(t, n, "POST", "/api/v1/rooms", token, map[string]any{"name": "mine"}, &room, 201)
+		for _, path := range []string{"/api/v1/friends", "/api/v1/users?prefix=bob&", "/api/v1/rooms/" + room.ID + "/members", "/api/v1/rooms/" + room.ID + "/reads"} {
+			if !strings.HasSuffix(path, "&") {
+				path += "?"
+			}
+			for _, limit := range []string{"0", "-1", "", "x", "1001"} {
+				expectError(t, n, "GET", path+"limit="+limit, token, nil, 400, "INVALID_ARGUMENT")
+			}
+			expectStatus(t, n, "GET", path+"limit=1", token, nil, nil, 200)
+		}
+		expectError(t, n, "GET", "/api/v1/friends?limit=101", token, nil, 400, "INVALID_ARGUMENT")
+		expectStatus(t, n, "GET", "/api/v1/friends?limit=100", token, nil, nil, 200)
+		expectStatus(t, n, "GET", "/api/v1/rooms/"+room.ID+"/members?limit=1000", token, nil, nil, 200)
 	})
 }

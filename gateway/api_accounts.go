@@ -19,7 +19,7 @@ type accountsAPI struct {
 }
 
 func (g *Gateway) routeAccounts(mux *router) {
-	a := &accountsAPI{g: g, c: accounts.NewClient(g.nc)}
+	a := &accountsAPI{g: g, c: g.accounts}
 	mux.HandleFunc("POST /api/v1/accounts", anonymous(a, http.StatusCreated, a.c.Register))
 	mux.HandleFunc("GET /api/v1/accounts/me", g.authed(a.me))
 	mux.HandleFunc("PUT /api/v1/accounts/me/password", g.withClaims(a.changePassword))
@@ -67,17 +67,25 @@ func (a *accountsAPI) ctx(r *http.Request) (context.Context, context.CancelFunc)
 // respond writes the service's answer: status and res as JSON (no body for
 // 204), or the service's error with its HTTP status.
 func respond[T any](a *accountsAPI, w http.ResponseWriter, r *http.Request, status int, res T, err error) {
-	var e *accounts.Error
 	switch {
-	case errors.As(err, &e):
-		a.g.apiFail(w, r, cmp.Or(accountStatus[e.Code], http.StatusBadGateway), e.Code, e.Message)
 	case err != nil:
-		a.g.apiFail(w, r, http.StatusServiceUnavailable, codeUnavailable, "accounts service: "+err.Error())
+		a.g.accountsFail(w, r, err)
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
 		writeJSON(w, status, res)
 	}
+}
+
+// accountsFail answers a failed accounts service call: the service's
+// error with its HTTP status, or 503 when the service did not answer.
+func (g *Gateway) accountsFail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *accounts.Error
+	if errors.As(err, &e) {
+		g.apiFail(w, r, cmp.Or(accountStatus[e.Code], http.StatusBadGateway), e.Code, e.Message)
+		return
+	}
+	g.apiFail(w, r, http.StatusServiceUnavailable, codeUnavailable, "accounts service: "+err.Error())
 }
 
 // decode reads a JSON body into v, answering 400 when it cannot.

@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
+	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -94,6 +95,7 @@ type Gateway struct {
 	js       jetstream.JetStream
 	rooms    Store
 	signer   *auth.Signer
+	accounts *accounts.Client
 	log      *zap.Logger
 	subjects bus.Subjects
 	roomLog  roomlog.Reader
@@ -124,6 +126,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer
 		js:       js,
 		rooms:    rooms,
 		signer:   signer,
+		accounts: accounts.NewClient(nc),
 		log:      log.With(zap.String("gateway", cfg.ID)),
 		subjects: bus.Subjects{Partitions: cfg.Partitions},
 	}

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -40,6 +42,9 @@ const (
 	codeForbidden       = "FORBIDDEN"
 	codeUnavailable     = "UNAVAILABLE"
 	codeRateLimited     = "RATE_LIMITED"
+	// No route serves the path, or not with the request's method.
+	codeNotFound         = "NOT_FOUND"
+	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 )
 
 const maxAPIBody = 1 << 20
@@ -81,6 +86,21 @@ func (g *Gateway) withClaims(h func(w http.ResponseWriter, r *http.Request, c au
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
 		h(w, r, claims)
 	}
+}
+
+// queryLimit reads a listing's ?limit=: def when absent, else a number
+// from 1 to max; anything else is answered 400.
+func (g *Gateway) queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool) {
+	q := r.URL.Query()
+	if !q.Has("limit") {
+		return def, true
+	}
+	n, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || n < 1 || n > max {
+		g.apiFail(w, r, http.StatusBadRequest, codeInvalidArgument, fmt.Sprintf("limit: a number from 1 to %d", max))
+		return 0, false
+	}
+	return n, true
 }
 
 func decodeBody(r *http.Request, v any) error {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/services/accounts"
@@ -20,7 +19,7 @@ type accountsAPI struct {
 }
 
 func (g *Gateway) routeAccounts(mux *router) {
-	a := &accountsAPI{g: g, c: accounts.NewClient(g.nc)}
+	a := &accountsAPI{g: g, c: g.accounts}
 	mux.HandleFunc("POST /api/v1/accounts", anonymous(a, http.StatusCreated, a.c.Register))
 	mux.HandleFunc("GET /api/v1/accounts/me", g.authed(a.me))
 	mux.HandleFunc("PUT /api/v1/accounts/me/password", g.withClaims(a.changePassword))
@@ -68,17 +67,25 @@ func (a *accountsAPI) ctx(r *http.Request) (context.Context, context.CancelFunc)
 // respond writes the service's answer: status and res as JSON (no body for
 // 204), or the service's error with its HTTP status.
 func respond[T any](a *accountsAPI, w http.ResponseWriter, r *http.Request, status int, res T, err error) {
-	var e *accounts.Error
 	switch {
-	case errors.As(err, &e):
-		a.g.apiFail(w, r, cmp.Or(accountStatus[e.Code], http.StatusBadGateway), e.Code, e.Message)
 	case err != nil:
-		a.g.apiFail(w, r, http.StatusServiceUnavailable, codeUnavailable, "accounts service: "+err.Error())
+		a.g.accountsFail(w, r, err)
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
 		writeJSON(w, status, res)
 	}
+}
+
+// accountsFail answers a failed accounts service call: the service's
+// error with its HTTP status, or 503 when the service did not answer.
+func (g *Gateway) accountsFail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *accounts.Error
+	if errors.As(err, &e) {
+		g.apiFail(w, r, cmp.Or(accountStatus[e.Code], http.StatusBadGateway), e.Code, e.Message)
+		return
+	}
+	g.apiFail(w, r, http.StatusServiceUnavailable, codeUnavailable, "accounts service: "+err.Error())
 }
 
 // decode reads a JSON body into v, answering 400 when it cannot.
@@ -89,19 +96,6 @@ func (a *accountsAPI) decode(w http.ResponseWriter, r *http.Request, v any) bool
 		return false
 	}
 	return true
-}
-
-// queryLimit reads ?limit=, 0 when absent; the service checks its range.
-func (a *accountsAPI) queryLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return 0, true
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		a.g.apiFail(w, r, http.StatusBadRequest, codeInvalidArgument, "limit: not a number")
-	}
-	return n, err == nil
 }
 
 // anonymous serves a call made before login (register, log in, refresh):
@@ -160,7 +154,7 @@ func (a *accountsAPI) user(w http.ResponseWriter, r *http.Request, _ string) {
 
 // users looks up ?handle= exactly, or pages ?prefix= after ?after=.
 func (a *accountsAPI) users(w http.ResponseWriter, r *http.Request, _ string) {
-	limit, ok := a.queryLimit(w, r)
+	limit, ok := a.g.queryLimit(w, r, accounts.DefaultPage, accounts.MaxPage)
 	if !ok {
 		return
 	}
@@ -174,7 +168,7 @@ func (a *accountsAPI) users(w http.ResponseWriter, r *http.Request, _ string) {
 // list pages listing l as {"<key>": [...], "next": "..."}.
 func (a *accountsAPI) list(key string, l store.RelationList) func(http.ResponseWriter, *http.Request, string) {
 	return func(w http.ResponseWriter, r *http.Request, user string) {
-		limit, ok := a.queryLimit(w, r)
+		limit, ok := a.g.queryLimit(w, r, accounts.DefaultPage, accounts.MaxPage)
 		if !ok {
 			return
 		}

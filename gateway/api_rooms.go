@@ -89,6 +89,9 @@ func (g *Gateway) createRoom(w http.ResponseWriter, r *http.Request, user string
 			members = append(members, store.Member{User: m, Role: store.RoleMember, JoinedAt: now})
 		}
 	}
+	if !g.usersExist(w, r, "members", req.Members) {
+		return
+	}
 	room := store.Room{ID: newRoomID(), Kind: req.Kind, Name: req.Name, CreatedBy: user, CreatedAt: now}
 	if err := g.rooms.CreateRoom(r.Context(), room, members); err != nil {
 		g.apiFail(w, r, http.StatusServiceUnavailable, codeUnavailable, "create room: "+err.Error())
@@ -111,6 +114,9 @@ func (g *Gateway) directRoom(w http.ResponseWriter, r *http.Request, user string
 		g.apiFail(w, r, http.StatusBadRequest, codeInvalidArgument, "a direct room needs another user")
 		return
 	}
+	if !g.usersExist(w, r, "user", []string{req.User}) {
+		return
+	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	room := store.Room{ID: directRoomID(user, req.User), Kind: store.RoomDirect, CreatedBy: user, CreatedAt: now}
 	err := g.rooms.CreateRoom(r.Context(), room, []store.Member{
@@ -130,6 +136,27 @@ func (g *Gateway) directRoom(w http.ResponseWriter, r *http.Request, user string
 		g.announceContacts(user, req.User)
 	}
 	writeJSON(w, status, roomJSON{Room: room, Role: store.RoleMember})
+}
+
+// usersExist reports whether every id (of the request's field) is a user,
+// answering 400 naming those that are not, or 503. Users are the accounts
+// service's, except with development tokens, which make any id a user.
+func (g *Gateway) usersExist(w http.ResponseWriter, r *http.Request, field string, ids []string) bool {
+	if g.cfg.DevTokens || len(ids) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+	defer cancel()
+	unknown, err := g.accounts.Unknown(ctx, ids)
+	switch {
+	case err != nil:
+		g.accountsFail(w, r, err)
+	case len(unknown) > 0:
+		g.apiFail(w, r, http.StatusBadRequest, codeInvalidArgument, field+": no such users: "+strings.Join(unknown, ", "))
+	default:
+		return true
+	}
+	return false
 }
 
 // member loads the caller's membership, answering 404 for rooms that do not
@@ -167,9 +194,9 @@ func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, user strin
 	if _, ok := g.member(r.Context(), w, r, id, user); !ok {
 		return
 	}
-	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
-	if err != nil || limit <= 0 || limit > 1000 {
-		limit = 100
+	limit, ok := g.queryLimit(w, r, defaultRoomPage, maxRoomPage)
+	if !ok {
+		return
 	}
 	members, err := g.rooms.Members(r.Context(), id, r.URL.Query().Get("after"), limit)
 	if err != nil {
@@ -195,6 +222,9 @@ func (g *Gateway) addMembers(w http.ResponseWriter, r *http.Request, user string
 	}
 	if err := decodeBody(r, &req); err != nil {
 		g.apiFail(w, r, http.StatusBadRequest, codeInvalidArgument, "body: "+err.Error())
+		return
+	}
+	if !g.usersExist(w, r, "users", req.Users) {
 		return
 	}
 	g.roomChange(w, r, &pb.InboundMessage{Sender: user, Kind: pb.MessageKind_MESSAGE_KIND_MEMBER_JOINED, TargetUsers: req.Users})

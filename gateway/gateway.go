@@ -24,6 +24,7 @@ import (
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/sequencer"
+	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -87,13 +88,14 @@ func (c Config) withDefaults() Config {
 
 // Gateway serves clients.
 type Gateway struct {
-	cfg     Config
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	rooms   Store
-	signer  *auth.Signer
-	log     *zap.Logger
-	roomLog roomlog.Reader
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	rooms    Store
+	signer   *auth.Signer
+	accounts *accounts.Client
+	log      *zap.Logger
+	roomLog  roomlog.Reader
 
 	sends       *sequencer.Client // made by Start
 	hubs        *hubs
@@ -115,13 +117,14 @@ type metrics struct {
 func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
-		cfg:     cfg,
-		nc:      nc,
-		js:      js,
-		rooms:   rooms,
-		signer:  signer,
-		log:     log.With(zap.String("gateway", cfg.ID)),
-		roomLog: roomlog.Reader{NC: nc},
+		cfg:      cfg,
+		nc:       nc,
+		js:       js,
+		rooms:    rooms,
+		signer:   signer,
+		accounts: accounts.NewClient(nc),
+		log:      log.With(zap.String("gateway", cfg.ID)),
+		roomLog:  roomlog.Reader{NC: nc},
 	}
 	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
 	g.users = newUsers(g)
@@ -145,7 +148,7 @@ func (g *Gateway) Start() error {
 // Handler serves the WebSocket endpoint (/ws), health checks, the API and
 // the web client (every other GET, with its Content-Security-Policy).
 func (g *Gateway) Handler() http.Handler {
-	mux := newRouter()
+	mux := newRouter(g.apiFail)
 	mux.HandleFunc("GET /ws", g.serveWS)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)

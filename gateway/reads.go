@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"go.uber.org/zap"
 
@@ -76,7 +75,10 @@ func (g *Gateway) listReads(w http.ResponseWriter, r *http.Request, user string)
 	if _, ok := g.member(r.Context(), w, r, id, user); !ok {
 		return
 	}
-	limit := pageLimit(r)
+	limit, ok := g.queryLimit(w, r, defaultRoomPage, maxRoomPage)
+	if !ok {
+		return
+	}
 	reads, err := g.rooms.RoomReads(r.Context(), id, r.URL.Query().Get("after"), limit)
 	if err != nil {
 		g.apiFail(w, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
@@ -92,11 +94,8 @@ func (g *Gateway) listReads(w http.ResponseWriter, r *http.Request, user string)
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// pageLimit reads an API listing's ?limit=<1..1000>, 100 by default.
-func pageLimit(r *http.Request) int {
-	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
-	if err != nil || limit <= 0 || limit > 1000 {
-		return 100
-	}
-	return limit
-}
+// Page sizes of the room listings (members, reads).
+const (
+	defaultRoomPage = 100
+	maxRoomPage     = 1000
+)

@@ -1,25 +1,84 @@
 package gateway
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
-// router is the gateway's ServeMux, remembering every pattern it is given,
-// so a test can check that schemas/openapi.yaml documents exactly the
-// routes served.
+// router routes the gateway's requests and remembers every pattern it is
+// given, so a test can check that schemas/openapi.yaml documents exactly
+// the routes served. API routes (/api/…) and the others (health, metrics,
+// /ws and the web app, which takes every other GET path) are routed apart,
+// so the web app's catch-all never answers for the API. A request that no
+// route takes gets the API's JSON error instead of ServeMux's plain text:
+// 405 with an Allow header where its path is served with other methods,
+// else 404.
 type router struct {
-	*http.ServeMux
-	patterns []string
+	api, site *http.ServeMux
+	patterns  []string
+	fail      func(w http.ResponseWriter, r *http.Request, status int, code, msg string)
 }
 
-func newRouter() *router { return &router{ServeMux: http.NewServeMux()} }
+const apiPrefix = "/api/"
+
+func newRouter(fail func(w http.ResponseWriter, r *http.Request, status int, code, msg string)) *router {
+	return &router{api: http.NewServeMux(), site: http.NewServeMux(), fail: fail}
+}
+
+// muxFor is the mux that routes path.
+func (rt *router) muxFor(path string) *http.ServeMux {
+	if strings.HasPrefix(path, apiPrefix) {
+		return rt.api
+	}
+	return rt.site
+}
 
 // HandleFunc registers and records a route.
 func (rt *router) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	rt.ServeMux.HandleFunc(pattern, h)
+	rt.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Handle registers and records a route, a ServeMux pattern
+// "[METHOD ]/path".
+func (rt *router) Handle(pattern string, h http.Handler) {
+	path := pattern
+	if _, p, hasMethod := strings.Cut(pattern, " "); hasMethod {
+		path = p
+	}
+	rt.muxFor(path).Handle(pattern, h)
 	rt.patterns = append(rt.patterns, pattern)
 }
 
-// Handle registers and records a route.
-func (rt *router) Handle(pattern string, h http.Handler) {
-	rt.ServeMux.Handle(pattern, h)
-	rt.patterns = append(rt.patterns, pattern)
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mux := rt.muxFor(r.URL.Path)
+	h, pattern := mux.Handler(r)
+	if pattern == "" { // ServeMux's own 404 or 405
+		rt.unrouted(w, r, h)
+		return
+	}
+	mux.ServeHTTP(w, r)
 }
+
+// unrouted answers a request that no route takes with the status and Allow
+// header of ServeMux's answer h, and the API's JSON error body.
+func (rt *router) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	probe := statusProbe{header: make(http.Header)}
+	h.ServeHTTP(&probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		rt.fail(w, r, http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" "+r.URL.Path+": allowed methods are "+allow)
+		return
+	}
+	rt.fail(w, r, http.StatusNotFound, codeNotFound, "no route "+r.Method+" "+r.URL.Path)
+}
+
+// statusProbe is a ResponseWriter that keeps only the status and headers.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }

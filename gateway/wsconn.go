@@ -202,53 +202,136 @@ func (c *wsConn) control(h ws.Header, r io.Reader) error {
 	return nil
 }
 
-// writeLoop writes queued frames, coalescing whatever is queued into one
-// flush, sends heartbeat pings, and performs the close.
+// writeLoop writes queued frames, up to maxBatch of them with one writev,
+// sends heartbeat pings, and performs the close.
 func (c *wsConn) writeLoop() {
-	bw := bufio.NewWriterSize(c.conn, 4096)
 	ping := time.NewTicker(c.cfg.Heartbeat)
 	defer ping.Stop()
 	defer c.conn.Close()
-	write := func(f outFrame) error {
-		if err := ws.WriteHeader(bw, ws.Header{Fin: true, OpCode: f.op, Length: int64(len(f.data))}); err != nil {
-			return err
-		}
-		_, err := bw.Write(f.data)
-		return err
-	}
+	var out batch
 	for {
-		var err error
 		select {
 		case f := <-c.out:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			err = write(f)
-			for n := len(c.out); err == nil && n > 0; n-- {
-				err = write(<-c.out)
-			}
-			if err == nil {
-				err = bw.Flush()
+			out.add(f)
+			for n := min(len(c.out), maxBatch-1); n > 0; n-- {
+				out.add(<-c.out)
 			}
 		case <-ping.C:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			if err = write(outFrame{ws.OpPing, nil}); err == nil {
-				err = bw.Flush()
-			}
+			out.add(outFrame{ws.OpPing, nil})
 		case <-c.closing:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(closeDrain))
-			body := ws.NewCloseFrameBody(c.code, c.reason)
-			if write(outFrame{ws.OpClose, body}) == nil && bw.Flush() == nil {
-				if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
-					_ = tc.CloseWrite()
-				}
-			}
-			// Unblock a reader still waiting for input, then let it drain.
-			_ = c.conn.SetReadDeadline(time.Now().Add(closeDrain))
-			<-c.readDone
+			c.writeClose(&out)
 			return
 		}
-		if err != nil {
-			c.Close(protocol.CloseNormal, "")
+		if err := out.write(c.conn, c.cfg.WriteTimeout); err != nil {
+			c.closeOnWriteError(err)
+			c.writeClose(&out)
 			return
 		}
 	}
+}
+
+// closeOnWriteError closes a connection whose write failed: one that
+// stalled for WriteTimeout as a slow consumer (1008), like the epoll
+// transport.
+func (c *wsConn) closeOnWriteError(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.log.Info("closing connection: writes stalled", zap.String("remote", c.RemoteAddr()))
+		c.Close(protocol.ClosePolicy, reactor.ReasonSlowConsumer)
+		return
+	}
+	c.Close(protocol.CloseNormal, "")
+}
+
+// writeClose sends the close frame after what out still holds (the rest
+// of a frame a failed write cut), then lets the reader drain the input.
+// It waits at most closeDrain for each, holding up only this connection.
+func (c *wsConn) writeClose(out *batch) {
+	out.add(outFrame{ws.OpClose, ws.NewCloseFrameBody(c.code, c.reason)})
+	if out.write(c.conn, closeDrain) == nil {
+		if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
+	}
+	// Unblock a reader still waiting for input, then let it drain.
+	_ = c.conn.SetReadDeadline(time.Now().Add(closeDrain))
+	<-c.readDone
+}
+
+// maxBatch is the most frames written with one writev.
+const maxBatch = 64
+
+// batch is frames to write together. Written whole, it is empty again;
+// after a write that failed midway it holds only the unwritten rest of
+// the frame the failure cut (the frames not begun are dropped, as a slow
+// consumer refetches them), so a close frame can still follow a whole
+// frame.
+type batch struct {
+	bufs [][]byte // headers and payloads, in order
+	ends []int    // where each frame ends, in bytes from the batch's start
+	hdrs []byte   // the headers' storage
+	// left is, during a write, what is not written yet (a field, so that
+	// writes allocate nothing).
+	left net.Buffers
+}
+
+func (b *batch) add(f outFrame) {
+	start := len(b.hdrs)
+	b.hdrs = reactor.AppendHeader(b.hdrs, f.op, len(f.data))
+	b.bufs = append(b.bufs, b.hdrs[start:], f.data)
+	b.ends = append(b.ends, b.size()+len(b.hdrs)-start+len(f.data))
+}
+
+// size is the batch's length in bytes.
+func (b *batch) size() int {
+	if len(b.ends) == 0 {
+		return 0
+	}
+	return b.ends[len(b.ends)-1]
+}
+
+// write writes the batch to conn within timeout.
+func (b *batch) write(conn net.Conn, timeout time.Duration) error {
+	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	b.left = b.bufs // WriteTo consumes it
+	n, err := b.left.WriteTo(conn)
+	var cut []byte
+	if err != nil {
+		cut = firstBytes(b.left, b.cutRest(int(n)))
+	}
+	b.left = nil
+	clear(b.bufs) // no payload outlives its write
+	b.bufs, b.ends, b.hdrs = b.bufs[:0], b.ends[:0], b.hdrs[:0]
+	if len(cut) > 0 {
+		b.bufs, b.ends = append(b.bufs, cut), append(b.ends, len(cut))
+	}
+	return err
+}
+
+// cutRest is how many bytes of the frame that the batch's first n bytes
+// end inside are not among them: 0 when n falls on a frame boundary.
+func (b *batch) cutRest(n int) int {
+	start := 0
+	for _, end := range b.ends {
+		if end > n {
+			if start < n {
+				return end - n
+			}
+			return 0
+		}
+		start = end
+	}
+	return 0
+}
+
+// firstBytes copies the first n bytes of v.
+func firstBytes(v net.Buffers, n int) []byte {
+	out := make([]byte, 0, n)
+	for _, buf := range v {
+		if len(out) == n {
+			break
+		}
+		out = append(out, buf[:min(len(buf), n-len(out))]...)
+	}
+	return out
 }

@@ -147,6 +147,9 @@ func runDev(ctx context.Context, args []string) error {
 // serve runs a node until ctx ends (Ctrl-C, SIGTERM), then stops it
 // cleanly; started runs once the node is up.
 func serve(ctx context.Context, cfg node.Config, log *zap.Logger, started func(*node.Node)) error {
+	if err := checkListen(listenAddrs(cfg)); err != nil {
+		return err
+	}
 	n, err := node.Start(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -185,14 +185,7 @@ func (r *Server) send(fd int32, gen uint32, op ws.OpCode, p []byte, wait bool) b
 		}
 		if !wait {
 			r.log.Warn("closing slow consumer", zap.Int32("fd", fd), zap.Int("queued", len(s.out)))
-			// What is queued is refetched on resume; only a frame
-			// already partly written must be finished.
-			if s.off > 0 {
-				clear(s.out[1:])
-				s.out = s.out[:1]
-			} else {
-				s.out = nil
-			}
+			s.dropUnstarted()
 			r.closeLocked(s, int(fd), ws.StatusPolicyViolation, ReasonSlowConsumer)
 			return false
 		}
@@ -235,6 +228,30 @@ func (r *Server) closeLocked(s *slot, fd int, code ws.StatusCode, reason string)
 	}
 	r.wakeLocked(s)
 	r.updateLocked(s, fd)
+}
+
+// dropUnstarted empties the queue of a slow consumer. What is queued is
+// refetched on resume; only a frame already partly written must be
+// finished, so that a close frame can follow it.
+func (s *slot) dropUnstarted() {
+	if s.off > 0 {
+		clear(s.out[1:])
+		s.out = s.out[:1]
+	} else {
+		s.out = nil
+	}
+}
+
+// abandonLocked gives up on a connection whose writes stalled: it closes
+// it as a slow consumer and writes what the socket takes at once, never
+// waiting; the caller then ends the connection. A socket that took nothing
+// for WriteTimeout mostly still takes the few bytes of the rest of the
+// frame in progress and the close frame (room too small for EPOLLOUT);
+// when it does not, the client sees the connection end without one.
+func (r *Server) abandonLocked(s *slot, fd int) {
+	s.dropUnstarted()
+	r.closeLocked(s, fd, ws.StatusPolicyViolation, ReasonSlowConsumer)
+	r.flushLocked(s, fd)
 }
 
 // truncate cuts a close reason to what fits a control frame, on a rune

@@ -62,6 +62,13 @@ func ParseClose(payload []byte) (ws.StatusCode, string, error) {
 	return code, reason, nil
 }
 
+// AppendHeader appends the header of an unmasked final server frame with
+// an n-byte payload to b.
+func AppendHeader(b []byte, op ws.OpCode, n int) []byte {
+	var h [10]byte
+	return append(b, h[:putHeader(h[:], op, n)]...)
+}
+
 // putHeader writes the header of an unmasked final server frame into b
 // (at least 10 bytes) and returns its length.
 func putHeader(b []byte, op ws.OpCode, n int) int {

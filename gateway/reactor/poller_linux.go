@@ -224,7 +224,8 @@ func (p *poller) expire() {
 
 // timer checks one connection whose wheel entry fired at tick t: it ends
 // closing connections past their deadline, closes idle ones, drops those
-// whose output has been stuck for WriteTimeout, and sends heartbeats.
+// whose output has been stuck for WriteTimeout (with a close frame if the
+// socket takes it), and sends heartbeats.
 func (p *poller) timer(j job, t uint32) {
 	fd := int(j.fd)
 	s := p.r.slots.at(fd)
@@ -237,6 +238,7 @@ func (p *poller) timer(j job, t uint32) {
 	switch {
 	case s.state == closing:
 		if reached(t, s.closeBy) {
+			p.r.flushLocked(s, fd) // a last try for a queued close frame; it never waits
 			s.mu.Unlock()
 			p.finalize(fd, j.gen, s)
 			return
@@ -245,6 +247,7 @@ func (p *poller) timer(j job, t uint32) {
 		code, reason := CloseFor(ErrIdleTimeout)
 		p.r.closeLocked(s, fd, code, reason)
 	case len(s.out) > 0 && reached(t, s.lastWrite+p.r.writeTicks):
+		p.r.abandonLocked(s, fd)
 		s.mu.Unlock()
 		p.r.log.Info("dropping connection: writes stalled", zap.Int("fd", fd))
 		p.finalize(fd, j.gen, s)

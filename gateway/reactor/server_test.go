@@ -548,6 +548,33 @@ func TestSlowConsumerIsClosedOthersKeepReceiving(t *testing.T) {
 	}
 }
 
+// A client that stops reading is dropped WriteTimeout after its output
+// stopped moving, whether its queue overflowed first or not, and its
+// close frame 1008 goes out with the drop when the socket takes it: the
+// socket took nothing for WriteTimeout but has room for the few bytes of
+// the frame in progress and the close frame. Reading again, the client
+// gets its backlog, then the close frame.
+func TestStalledClientGetsCloseFrame(t *testing.T) {
+	for name, queue := range map[string]int{"writes stall": 1 << 20, "queue overflows": 16} {
+		t.Run(name, func(t *testing.T) {
+			ts := startServer(t, func(c *Config) { c.WriteTimeout, c.SendQueue = 300*time.Millisecond, queue }, nil)
+			conn, h := ts.dial(t, "test.bin", smallReceiveBuffer)
+			const n = 10000 // 10 MB, more than the socket buffers hold
+			for range n {
+				h.c.Send(make([]byte, 1024))
+			}
+			waitClosed(t, h)
+			code, reason, data := readClose(t, conn)
+			if code != ws.StatusPolicyViolation || reason != ReasonSlowConsumer {
+				t.Fatalf("close %d %q, want %d %q", code, reason, ws.StatusPolicyViolation, ReasonSlowConsumer)
+			}
+			if data >= n {
+				t.Fatalf("the client got all %d messages", data)
+			}
+		})
+	}
+}
+
 func TestSendWaitWaitsForRoom(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.SendQueue = 4 }, nil)
 	conn, h := ts.dial(t, "test.bin", smallReceiveBuffer)

@@ -4,6 +4,8 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,7 +53,7 @@ type Client struct {
 	// frames (signals.go).
 	signals chan *pb.ServerFrame
 
-	wmu sync.Mutex // serializes frame writes
+	wmu sync.Mutex // held across each write of whole frames
 
 	mu      sync.Mutex
 	pending map[uint64]chan *pb.ServerFrame
@@ -134,17 +136,33 @@ func (c *Client) CloseCode() ws.StatusCode {
 	return 0
 }
 
-type lockedWriter struct{ c *Client }
+// write puts whole frames on the connection, one caller at a time.
+func (c *Client) write(frames []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.conn.Write(frames)
+	return err
+}
 
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.c.wmu.Lock()
-	defer w.c.wmu.Unlock()
-	return w.c.conn.Write(p)
+// controlHandler answers the server's control frames (pong, close echo).
+// The wsutil handler may write a frame in pieces, so they are gathered and
+// written at once.
+func (c *Client) controlHandler() wsutil.FrameHandlerFunc {
+	var answer bytes.Buffer
+	handle := wsutil.ControlFrameHandler(&answer, ws.StateClientSide)
+	return func(h ws.Header, r io.Reader) error {
+		err := handle(h, r)
+		if answer.Len() > 0 {
+			err = cmp.Or(err, c.write(answer.Bytes()))
+			answer.Reset()
+		}
+		return err
+	}
 }
 
 func (c *Client) readLoop(src io.Reader) {
 	rd := wsutil.NewClientSideReader(src)
-	ctl := wsutil.ControlFrameHandler(lockedWriter{c}, ws.StateClientSide)
+	ctl := c.controlHandler()
 	rd.OnIntermediate = ctl
 	var err error
 	for {
@@ -201,8 +219,14 @@ func (c *Client) finish(err error) {
 }
 
 // WriteFrame writes one raw WebSocket data frame (for tests of bad input).
+// Header and payload go out in one write, so frames sent from several
+// goroutines never interleave.
 func (c *Client) WriteFrame(op ws.OpCode, payload []byte) error {
-	return wsutil.WriteClientMessage(lockedWriter{c}, op, payload)
+	frame, err := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(op, true, payload)))
+	if err != nil {
+		return err
+	}
+	return c.write(frame)
 }
 
 // Request sends a frame and waits for its answer. An Error answer is

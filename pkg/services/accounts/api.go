@@ -19,6 +19,7 @@ const (
 	SubjectPassword = "parley.accounts.password"
 	SubjectUser     = "parley.accounts.user"
 	SubjectUsers    = "parley.accounts.users"
+	SubjectUnknown  = "parley.accounts.unknown"
 
 	SubjectFriendRequest = "parley.friends.request"
 	SubjectFriendAccept  = "parley.friends.accept"
@@ -127,6 +128,15 @@ type UserQuery struct {
 	After  string `json:"after,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 }
+
+// UserIDs are user ids: those to check, or those that no account holds
+// (the unknown endpoint), at most MaxUserIDs.
+type UserIDs struct {
+	IDs []string `json:"ids"`
+}
+
+// MaxUserIDs bounds one unknown request (a room's initial members).
+const MaxUserIDs = 1000
 
 // UserPage is a page of users; Next, when set, is the After of the next.
 type UserPage struct {

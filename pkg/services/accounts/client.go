@@ -77,6 +77,13 @@ func (c *Client) User(ctx context.Context, id string) (Profile, error) {
 	return call[Profile](ctx, c, SubjectUser, UserQuery{ID: id})
 }
 
+// Unknown returns the ids of ids (at most MaxUserIDs) that no account
+// holds.
+func (c *Client) Unknown(ctx context.Context, ids []string) ([]string, error) {
+	res, err := call[UserIDs](ctx, c, SubjectUnknown, UserIDs{IDs: ids})
+	return res.IDs, err
+}
+
 // Users looks users up by exact handle or handle prefix.
 func (c *Client) Users(ctx context.Context, q UserQuery) (UserPage, error) {
 	return call[UserPage](ctx, c, SubjectUsers, q)

@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/store"
@@ -100,6 +101,7 @@ func Serve(nc *nats.Conn, st Store, log *zap.Logger, cfg Config) (micro.Service,
 		SubjectPassword:      handle(s, s.changePassword),
 		SubjectUser:          handle(s, s.user),
 		SubjectUsers:         handle(s, s.users),
+		SubjectUnknown:       handle(s, s.unknown),
 		SubjectFriendRequest: handle(s, s.request),
 		SubjectFriendAccept:  handle(s, s.accept),
 		SubjectFriendDecline: handle(s, s.decline),
@@ -442,6 +444,36 @@ func (s *service) userByID(ctx context.Context, id string) (store.User, error) {
 func (s *service) user(ctx context.Context, q UserQuery) (Profile, error) {
 	u, err := s.userByID(ctx, q.ID)
 	return profile(u), err
+}
+
+// unknown returns the ids that no account holds, in the order given.
+func (s *service) unknown(ctx context.Context, q UserIDs) (UserIDs, error) {
+	out := UserIDs{IDs: []string{}}
+	if len(q.IDs) > MaxUserIDs {
+		return out, errorf(CodeInvalidArgument, "at most %d user ids at once", MaxUserIDs)
+	}
+	known := make([]bool, len(q.IDs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, id := range q.IDs {
+		g.Go(func() error {
+			_, err := s.st.User(gctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			known[i] = err == nil
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return out, err
+	}
+	for i, id := range q.IDs {
+		if !known[i] {
+			out.IDs = append(out.IDs, id)
+		}
+	}
+	return out, nil
 }
 
 // users looks up a handle exactly (a page of zero or one) or pages the

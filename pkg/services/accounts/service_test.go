@@ -301,3 +301,20 @@ func TestRequestErrors(t *testing.T) {
 		t.Fatalf("no service: %v, want ErrNoResponders", err)
 	}
 }
+
+// Unknown names, in order, the ids that no account holds.
+func TestUnknown(t *testing.T) {
+	e := start(t)
+	ann, bo := e.register(t, "ann"), e.register(t, "bob")
+	ctx := context.Background()
+	unknown, err := e.c.Unknown(ctx, []string{"ghost", ann.User.ID, "u00000000000000000000", bo.User.ID})
+	if err != nil || strings.Join(unknown, ",") != "ghost,u00000000000000000000" {
+		t.Fatalf("Unknown = %v, %v", unknown, err)
+	}
+	if unknown, err := e.c.Unknown(ctx, []string{ann.User.ID, bo.User.ID}); err != nil || len(unknown) != 0 {
+		t.Fatalf("Unknown of accounts = %v, %v", unknown, err)
+	}
+	if _, err := e.c.Unknown(ctx, make([]string, accounts.MaxUserIDs+1)); code(t, err) != accounts.CodeInvalidArgument {
+		t.Fatalf("over %d ids: %v", accounts.MaxUserIDs, err)
+	}
+}

@@ -220,5 +220,6 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "# HELP parley_gateway_connections Open client connections.\n# TYPE parley_gateway_connections gauge\nparley_gateway_connections %d\n", g.metrics.connections.Load())
 	fmt.Fprintf(w, "# HELP parley_gateway_rooms Rooms with local subscribers.\n# TYPE parley_gateway_rooms gauge\nparley_gateway_rooms %d\n", g.hubs.count())
 	fmt.Fprintf(w, "# HELP parley_gateway_deliveries_total Message events queued to connections.\n# TYPE parley_gateway_deliveries_total counter\nparley_gateway_deliveries_total %d\n", g.metrics.deliveries.Load())
+	fmt.Fprintf(w, "# HELP parley_gateway_sends_pending Sends waiting for a processor's answer.\n# TYPE parley_gateway_sends_pending gauge\nparley_gateway_sends_pending %d\n", g.sends.Pending())
 	g.writeMemoryMetrics(w)
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"os/exec"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,6 +50,31 @@ func TestCommandLine(t *testing.T) {
 	_, version, _ := parley(t, "version")
 	if _, flagVersion, _ := parley(t, "--version"); flagVersion != version {
 		t.Errorf("parley --version printed %q, parley version %q", flagVersion, version)
+	}
+}
+
+// Every flag in a command's -h reads as "-name" or "-name <type>": the flag
+// package takes a back-quoted word in a flag's help as the name of its
+// argument, so a help text quoting a command would show up as one.
+func TestFlagHelp(t *testing.T) {
+	line := regexp.MustCompile(`(?m)^  -(\S+)(?: (.+))?$`)
+	types := []string{"", "string", "int", "float", "duration"}
+	for _, command := range []string{"dev", "gateway", "processor", "archiver", "migrate"} {
+		_, _, help := parley(t, command, "-h")
+		flags := map[string]bool{}
+		for _, m := range line.FindAllStringSubmatch(help, -1) {
+			flags[m[1]] = true
+			if !slices.Contains(types, m[2]) {
+				t.Errorf("parley %s -h shows -%s taking a %q", command, m[1], m[2])
+			}
+		}
+		if !flags["scylla-migrate"] && command != "migrate" {
+			t.Errorf("parley %s -h has no -scylla-migrate:\n%s", command, help)
+		}
+		// dev embeds its own NATS server; migrate needs none.
+		if want := command != "dev" && command != "migrate"; flags["nats-url"] != want {
+			t.Errorf("parley %s -h lists -nats-url: %t, want %t", command, flags["nats-url"], want)
+		}
 	}
 }
 

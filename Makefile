@@ -9,7 +9,7 @@ CASSANDRA := deploy/cassandra/cassandra-node
 # Under CI a backend the tests need that is missing fails them, never skips.
 export PARLEY_REQUIRE_CASSANDRA ?= $(if $(filter true,$(CI)),1,)
 
-.PHONY: all build run test test-go test-web vet fuzz proto bench clean
+.PHONY: all build run test test-deps test-go test-web vet fuzz proto bench clean
 
 all: build
 
@@ -24,7 +24,7 @@ vet:
 
 # Starts a Cassandra node for the ScyllaDB backend tests, runs every Go test
 # with the race detector, and stops the node whatever the outcome.
-test: vet test-web
+test: test-deps vet test-web
 	$(CASSANDRA) start
 	$(MAKE) test-go; rc=$$?; $(CASSANDRA) stop; exit $$rc
 
@@ -35,17 +35,33 @@ test-go:
 	$(GO) test -race -count=1 -timeout 45m ./...
 	PARLEY_WS_TRANSPORT=goroutine PARLEY_TEST_STORES=pebble $(GO) test -race -count=1 -timeout 30m ./cmd/parley/node
 
+# What the tests need besides Go, installed from Debian with apt-get (as
+# root, else through sudo) when missing: Chromium where the browser tests
+# launch it, Node.js and npm for the web tests, a Java 17 JDK and Maven for
+# the Cassandra test node. `make -n test-deps` shows what would be installed.
+# The web tests need Node.js 20 or later, which Debian 12's packages are not.
+CHROMIUM      = $(or $(PARLEY_CHROMIUM),/usr/bin/chromium)
+JAVA_CMDS     = $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java $(JAVA_HOME)/bin/javac,java javac)
+TEST_PACKAGES = $(strip $(if $(wildcard $(CHROMIUM)),,chromium fonts-noto-color-emoji) \
+	$(call packages-for,node npm,nodejs npm) \
+	$(call packages-for,$(JAVA_CMDS),openjdk-17-jdk-headless) \
+	$(call packages-for,mvn,maven))
+# $(call packages-for,COMMANDS,PACKAGES): PACKAGES when a command is not on PATH.
+packages-for  = $(if $(strip $(foreach c,$(1),$(if $(shell command -v $(c)),,$(c)))),$(2))
+APT_GET       = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
+test-deps:
+	$(if $(TEST_PACKAGES),$(APT_GET) update && $(APT_GET) install -y $(TEST_PACKAGES))
+	@node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' || \
+		{ echo "the web tests need Node.js 20 or later, not $$(node --version) (Debian 12 has 18): see nodejs.org" >&2; exit 1; }
+
 # The web client (gateway/web): SDK unit tests under Node, then browser tests
-# in Chromium against a real `parley dev`. Chromium (Debian) and the pinned
-# npm dev dependencies are installed when missing.
+# in Chromium against a real `parley dev`. The pinned npm dev dependencies
+# are installed when missing.
 WEB := gateway/web
-test-web: build /usr/bin/chromium $(WEB)/node_modules/.package-lock.json
+test-web: build test-deps $(WEB)/node_modules/.package-lock.json
 	cd $(WEB) && npm test && npm run test:browser
 
-/usr/bin/chromium:
-	apt-get update && apt-get install -y chromium fonts-noto-color-emoji
-
-$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json | test-deps
 	cd $(WEB) && npm ci --no-audit --no-fund
 
 # A short run of every fuzz target (go test -fuzz takes one at a time).

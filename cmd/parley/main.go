@@ -8,13 +8,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 type command struct {
 	name, summary string
@@ -29,39 +28,89 @@ func commands() []command {
 		{"archiver", "the history writer and history service, against --nats-url", roleCommand("archiver")},
 		{"bench", "load scenarios against a local server, with reports (bench/README.md)", runBench},
 		{"migrate", "apply the ScyllaDB schema migrations (--scylla-* flags)", runMigrate},
-		{"version", "print the version", func(context.Context, []string) error { fmt.Println("parley", version); return nil }},
+		{"version", "print the version (also --version)", runVersion},
 	}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: parley <command> [flags]\n\ncommands:\n")
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: parley <command> [flags]\n\ncommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, "\n`parley <command> -h` lists a command's flags; every flag can also be set as PARLEY_<FLAG> (e.g. PARLEY_NATS_URL).\n")
+	fmt.Fprintf(w, "\n`parley <command> -h` lists a command's flags; every flag can also be set as PARLEY_<FLAG> (e.g. PARLEY_NATS_URL).\n")
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run runs the command named by args[0] and returns the exit status: 0, 1
+// when the command fails, 2 for a command line that names no command.
+func run(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout)
+		return 0
+	case "-version", "--version":
+		name = "version"
 	}
 	for _, c := range commands() {
-		if c.name != os.Args[1] {
+		if c.name != name {
 			continue
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := c.run(ctx, os.Args[2:])
-		stop()
+		defer stop()
+		err := c.run(ctx, args[1:])
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+			return 0
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "parley:", err)
-			os.Exit(1)
+			return 1
 		}
-		return
+		return 0
 	}
-	usage()
-	os.Exit(2)
+	fmt.Fprintf(os.Stderr, "parley: unknown command %q\n\n", name)
+	usage(os.Stderr)
+	return 2
+}
+
+func runVersion(context.Context, []string) error {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		info = &debug.BuildInfo{}
+	}
+	fmt.Println(versionLine(info))
+	return nil
+}
+
+// versionLine is what `parley version` prints: the module version ((devel)
+// for a build from source) and, when the build recorded them (a build in a
+// git clone, not in a linked worktree), the commit, its time, and whether
+// the tree had uncommitted changes.
+func versionLine(info *debug.BuildInfo) string {
+	version := info.Main.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	line := "parley " + version
+	vcs := make(map[string]string)
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
+	}
+	if rev := vcs["vcs.revision"]; rev != "" {
+		line += " " + rev[:min(len(rev), 12)]
+	}
+	if t := vcs["vcs.time"]; t != "" {
+		line += " " + t
+	}
+	if vcs["vcs.modified"] == "true" {
+		line += " (modified)"
+	}
+	return line
 }

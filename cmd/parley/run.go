@@ -45,7 +45,6 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.String(&s.dataDir, "data-dir", "./data", "directory for the embedded NATS store, the Pebble store and the dev signing key")
 	f.String(&s.storeKind, "store", "pebble", "history and state store: pebble (embedded, one process) or scylla (ScyllaDB/Cassandra cluster)")
 	s.scylla.bind(f)
-	f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated)")
 	f.Int(&s.streams.Partitions, "partitions", 0, fmt.Sprintf("processor partitions, fixed when CHAT_MSG is created (0: the stored count, %d for a new deployment); a different count is refused", bus.DefaultPartitions))
 	f.Int(&s.streams.Replicas, "replicas", 1, "JetStream replicas of CHAT_MSG and the buckets (3 in a cluster)")
 	f.Duration(&s.cfg.Processor.DedupHorizon, "dedup-horizon", 24*time.Hour, "how long a resent client_msg_id is answered with its original seq (at most --msg-max-age)")
@@ -166,6 +165,7 @@ func roleCommand(role string) func(context.Context, []string) error {
 		var s settings
 		f := config.NewFlags("parley " + role)
 		bindCommon(f, &s, false)
+		f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated)")
 		gcPercent := gatewayGCPercent()
 		if role == "gateway" {
 			f.Int(&gcPercent, "gc-percent", gcPercent, "garbage collector target of this process, as GOGC (default: GOGC if set, else 50): an idle connection costs about its live heap × (1 + this/100) of RSS, so lower holds more connections per GiB for some CPU under load")

@@ -34,7 +34,7 @@ func (s *scyllaFlags) bind(f *config.Flags) {
 	f.Bool(&s.insecure, "scylla-insecure-skip-verify", false, "do not verify node certificates (tests only)")
 	f.Int(&s.replication, "scylla-replication", 3, "replication factor when migrate creates the keyspace")
 	f.Duration(&s.timeout, "scylla-timeout", 11*time.Second, "timeout of one request")
-	f.Bool(&s.migrate, "scylla-migrate", false, "apply pending schema migrations at start (else run `parley migrate` first)")
+	f.Bool(&s.migrate, "scylla-migrate", false, "apply pending schema migrations at start (else run \"parley migrate\" first)")
 }
 
 func (s *scyllaFlags) config() scyllastore.Config {

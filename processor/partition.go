@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/sequencer"
 )
 
 // partition serves the sends of one partition while this processor holds
@@ -149,7 +150,7 @@ func (pt *partition) handle(r *room, m *nats.Msg) *pb.SendResult {
 	if err := proto.Unmarshal(m.Data, in); err != nil || in.Room != r.id {
 		pt.p.log.Error("undecodable send", zap.String("subject", m.Subject), zap.Error(err))
 		pt.p.stats.Rejected.Add(1)
-		return errorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "undecodable message for room %s", r.id))
+		return sequencer.ErrorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "undecodable message for room %s", r.id))
 	}
 	return pt.decide(r, in)
 }
@@ -167,8 +168,4 @@ func (pt *partition) answer(m *nats.Msg, res *pb.SendResult) {
 	if err != nil {
 		pt.p.log.Warn("answer not sent", zap.Error(err))
 	}
-}
-
-func errorResult(in *pb.InboundMessage, e *protocol.Error) *pb.SendResult {
-	return &pb.SendResult{Room: in.GetRoom(), ClientMsgId: in.GetClientMsgId(), Error: e.Proto()}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/sequencer"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -76,7 +77,7 @@ func (pt *partition) decide(r *room, in *pb.InboundMessage) *pb.SendResult {
 			return res
 		case errors.As(err, &rejection):
 			stats.Rejected.Add(1)
-			return errorResult(in, rejection)
+			return sequencer.ErrorResult(in, rejection)
 		case isFenced(err) && fenced < maxFenced:
 			fenced++
 			stats.Fenced.Add(1)
@@ -93,12 +94,12 @@ func (pt *partition) decide(r *room, in *pb.InboundMessage) *pb.SendResult {
 			}
 			stats.Unavailable.Add(1)
 			log.Warn("sequencing failed, answering UNAVAILABLE", zap.String("room", in.Room), zap.Error(err))
-			return errorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not stored; retry with the same client_msg_id"))
+			return sequencer.ErrorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not stored; retry with the same client_msg_id"))
 		default:
 			stats.Internal.Add(1)
 			r.state = nil
 			log.Error("sequencing failed", zap.String("room", in.Room), zap.String("client_msg_id", in.ClientMsgId), zap.Error(err))
-			return errorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_INTERNAL, "message not stored: internal error"))
+			return sequencer.ErrorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_INTERNAL, "message not stored: internal error"))
 		}
 	}
 }

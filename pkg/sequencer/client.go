@@ -121,7 +121,7 @@ func (c *Client) Pending() int {
 func (c *Client) Send(in *pb.InboundMessage, done func(*pb.SendResult)) {
 	data, err := proto.Marshal(in)
 	if err != nil {
-		done(errorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_INTERNAL, "encode: %v", err)))
+		done(ErrorResult(in, protocol.Reject(pb.ErrorCode_ERROR_CODE_INTERNAL, "encode: %v", err)))
 		return
 	}
 	c.mu.Lock()
@@ -133,7 +133,7 @@ func (c *Client) Send(in *pb.InboundMessage, done func(*pb.SendResult)) {
 			e = protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "shutting down; retry with the same client_msg_id")
 		}
 		e.RetryAfter = c.cfg.OverloadRetry
-		done(errorResult(in, e))
+		done(ErrorResult(in, e))
 		return
 	}
 	c.next++
@@ -181,7 +181,7 @@ func (c *Client) retry(token uint64) {
 	if time.Now().After(cl.deadline) {
 		delete(c.calls, token)
 		c.mu.Unlock()
-		cl.done(errorResult(cl.in, protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not stored in time; retry with the same client_msg_id")))
+		cl.done(ErrorResult(cl.in, protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "message not stored in time; retry with the same client_msg_id")))
 		return
 	}
 	c.attemptLocked(token, cl)
@@ -240,10 +240,11 @@ func (c *Client) Close() {
 	c.mu.Unlock()
 	for _, cl := range calls {
 		cl.timer.Stop()
-		cl.done(errorResult(cl.in, protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "shutting down; retry with the same client_msg_id")))
+		cl.done(ErrorResult(cl.in, protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "shutting down; retry with the same client_msg_id")))
 	}
 }
 
-func errorResult(in *pb.InboundMessage, e *protocol.Error) *pb.SendResult {
-	return &pb.SendResult{Room: in.Room, ClientMsgId: in.ClientMsgId, Error: e.Proto()}
+// ErrorResult is the answer to in that reports e.
+func ErrorResult(in *pb.InboundMessage, e *protocol.Error) *pb.SendResult {
+	return &pb.SendResult{Room: in.GetRoom(), ClientMsgId: in.GetClientMsgId(), Error: e.Proto()}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/ops"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
 )
@@ -66,6 +68,7 @@ type Archiver struct {
 	log      *zap.Logger
 	cfg      Config
 	archived atomic.Uint64
+	running  atomic.Bool // its consumer exists; false once stopping
 }
 
 // New returns an archiver; Run starts it.
@@ -76,6 +79,21 @@ func New(js jetstream.JetStream, st store.HistoryStore, log *zap.Logger, cfg Con
 // Archived counts the messages this archiver has written and acked,
 // redeliveries included.
 func (a *Archiver) Archived() uint64 { return a.archived.Load() }
+
+// Ready reports whether the archiver consumes CHAT_MSG: an error before
+// Run has its consumer, and as soon as it stops.
+func (a *Archiver) Ready() error {
+	if !a.running.Load() {
+		return errors.New("archiver not running")
+	}
+	return nil
+}
+
+// WriteMetrics writes the archiver's counters in the Prometheus text
+// format.
+func (a *Archiver) WriteMetrics(w io.Writer) {
+	ops.Counter(w, "parley_archiver_archived_total", "Messages written to the history store and acked, redeliveries included.", a.archived.Load())
+}
 
 // Run archives until ctx is done, then finishes the messages already
 // delivered to it and returns nil. It returns an error only when the
@@ -89,6 +107,9 @@ func (a *Archiver) Run(ctx context.Context) error {
 	}
 	a.log.Info("archiving", zap.String("stream", bus.StreamMsg), zap.String("durable", a.cfg.Durable),
 		zap.Int("batch_size", a.cfg.BatchSize), zap.Duration("batch_wait", a.cfg.BatchWait))
+	a.running.Store(true)
+	stopping := context.AfterFunc(ctx, func() { a.running.Store(false) })
+	defer stopping()
 	var bo backoff
 	for {
 		err := a.consume(ctx, cons)

@@ -9,8 +9,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/pprof"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/gateway/web"
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/ops"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/sequencer"
@@ -158,20 +160,6 @@ func (g *Gateway) Handler() http.Handler {
 	return mux
 }
 
-// DebugHandler serves /metrics and the runtime profiles (/debug/pprof/)
-// for a per-process listener: processes sharing the client port with
-// SO_REUSEPORT answer /metrics there at random, so each one is scraped
-// and profiled on its own address.
-func (g *Gateway) DebugHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", g.serveMetrics)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
-}
-
 // Shutdown closes every connection with 1001 so clients reconnect
 // elsewhere and resume, then fails the sends still waiting with
 // UNAVAILABLE (their clients resend them with the same client_msg_id).
@@ -203,23 +191,42 @@ func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := g.js.Stream(ctx, bus.StreamMsg); err != nil {
-		http.Error(w, "jetstream: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	if _, err := g.rooms.Room(ctx, "readyz-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
-		http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+	if err := g.Ready(ctx); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ready")
 }
 
-// serveMetrics writes Prometheus text metrics.
+// Ready checks what a message's path needs from here: JetStream and the
+// store answer.
+func (g *Gateway) Ready(ctx context.Context) error {
+	if _, err := g.js.Stream(ctx, bus.StreamMsg); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := g.rooms.Room(ctx, "readyz-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// serveMetrics writes the process's and the gateway's metrics.
 func (g *Gateway) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintf(w, "# HELP parley_gateway_connections Open client connections.\n# TYPE parley_gateway_connections gauge\nparley_gateway_connections %d\n", g.metrics.connections.Load())
-	fmt.Fprintf(w, "# HELP parley_gateway_rooms Rooms with local subscribers.\n# TYPE parley_gateway_rooms gauge\nparley_gateway_rooms %d\n", g.hubs.count())
-	fmt.Fprintf(w, "# HELP parley_gateway_deliveries_total Message events queued to connections.\n# TYPE parley_gateway_deliveries_total counter\nparley_gateway_deliveries_total %d\n", g.metrics.deliveries.Load())
-	fmt.Fprintf(w, "# HELP parley_gateway_sends_pending Sends waiting for a processor's answer.\n# TYPE parley_gateway_sends_pending gauge\nparley_gateway_sends_pending %d\n", g.sends.Pending())
-	g.writeMemoryMetrics(w)
+	ops.WriteRuntime(w)
+	g.WriteMetrics(w)
+}
+
+// WriteMetrics writes the gateway's metrics in the Prometheus text format.
+func (g *Gateway) WriteMetrics(w io.Writer) {
+	conns := g.metrics.connections.Load()
+	ops.Gauge(w, "parley_gateway_connections", "Open client connections.", uint64(conns))
+	ops.Gauge(w, "parley_gateway_rooms", "Rooms with local subscribers.", uint64(g.hubs.count()))
+	ops.Counter(w, "parley_gateway_deliveries_total", "Message events queued to connections.", uint64(g.metrics.deliveries.Load()))
+	ops.Gauge(w, "parley_gateway_sends_pending", "Sends waiting for a processor's answer.", uint64(g.sends.Pending()))
+	if conns > 0 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		ops.Gauge(w, "parley_gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included).", (ms.HeapInuse+ms.StackInuse)/uint64(conns))
+	}
 }

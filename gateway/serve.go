@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"runtime"
-	rtmetrics "runtime/metrics"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -110,28 +107,4 @@ func (g *Gateway) Drain(ctx context.Context) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	g.transport.Close()
-}
-
-// writeMemoryMetrics reports memory use and what it comes to per open
-// connection, in Prometheus text.
-func (g *Gateway) writeMemoryMetrics(w io.Writer) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	gauge := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	gauge("go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans.", ms.HeapInuse)
-	gauge("go_memstats_stack_inuse_bytes", "Bytes in goroutine stack spans.", ms.StackInuse)
-	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	rtmetrics.Read(live)
-	if live[0].Value.Kind() == rtmetrics.KindUint64 {
-		gauge("go_gc_heap_live_bytes", "Heap occupied by objects the last GC found live.", live[0].Value.Uint64())
-	}
-	gauge("go_goroutines", "Goroutines that currently exist.", uint64(runtime.NumGoroutine()))
-	if rss, ok := processRSS(); ok {
-		gauge("process_resident_memory_bytes", "Resident memory of the process.", rss)
-	}
-	if n := g.metrics.connections.Load(); n > 0 {
-		gauge("parley_gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included).", (ms.HeapInuse+ms.StackInuse)/uint64(n))
-	}
 }

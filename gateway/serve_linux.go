@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/gobwas/ws"
@@ -62,21 +59,4 @@ func Listen(addr string, reusePort bool) (net.Listener, error) {
 		}
 	}
 	return lc.Listen(context.Background(), "tcp", addr)
-}
-
-// processRSS is the resident set size from /proc/self/statm.
-func processRSS() (uint64, bool) {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0, false
-	}
-	fields := strings.Fields(string(b))
-	if len(fields) < 2 {
-		return 0, false
-	}
-	pages, err := strconv.ParseUint(fields[1], 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return pages * uint64(os.Getpagesize()), true
 }

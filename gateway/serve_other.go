@@ -21,5 +21,3 @@ func Listen(addr string, reusePort bool) (net.Listener, error) {
 	}
 	return net.Listen("tcp", addr)
 }
-
-func processRSS() (uint64, bool) { return 0, false }

@@ -18,7 +18,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/ops"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
@@ -120,6 +123,7 @@ type Processor struct {
 	roomLog roomlog.Reader
 	queued  atomic.Int64 // messages received and not yet answered
 	stats   Stats
+	running atomic.Bool // taking leases; false before and once stopping
 
 	mu    sync.Mutex
 	parts map[int]*partition // the partitions this processor holds
@@ -171,8 +175,42 @@ func (p *Processor) Run(ctx context.Context) error {
 	l := &leases{kv: kv, id: p.cfg.ID, parts: p.cfg.Partitions, ttl: p.cfg.LeaseTTL, log: p.log,
 		start: p.startPartition, stop: p.stopPartition}
 	p.log.Info("processor running", zap.Int("partitions", p.cfg.Partitions), zap.Duration("lease_ttl", p.cfg.LeaseTTL))
+	p.running.Store(true)
+	stopping := context.AfterFunc(ctx, func() { p.running.Store(false) })
+	defer stopping()
 	l.run(ctx)
 	return nil
+}
+
+// Ready reports whether the processor takes part in holding partitions:
+// an error before Run has its lease bucket, and as soon as it stops.
+func (p *Processor) Ready() error {
+	if !p.running.Load() {
+		return errors.New("processor not running")
+	}
+	return nil
+}
+
+// WriteMetrics writes the processor's counters in the Prometheus text
+// format.
+func (p *Processor) WriteMetrics(w io.Writer) {
+	s := &p.stats
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"sequenced", "Messages appended to CHAT_MSG.", &s.Sequenced},
+		{"duplicates", "Resent client message ids answered with their original seq.", &s.Duplicates},
+		{"rejected", "Messages answered with a protocol error (not a member, forbidden, invalid).", &s.Rejected},
+		{"fenced", "Publishes refused because another writer appended to the room first.", &s.Fenced},
+		{"unavailable", "Messages answered UNAVAILABLE after transient failures.", &s.Unavailable},
+		{"internal", "Messages answered INTERNAL: unexpected failures.", &s.Internal},
+		{"overloaded", "Messages answered OVERLOADED past the queue bound.", &s.Overloaded},
+	} {
+		ops.Counter(w, "parley_processor_"+c.name+"_total", c.help, c.v.Load())
+	}
+	ops.Gauge(w, "parley_processor_partitions", "Partitions this processor holds.", uint64(len(p.Partitions())))
+	ops.Gauge(w, "parley_processor_queued", "Messages received and not yet answered.", uint64(max(0, p.queued.Load())))
 }
 
 // startPartition begins serving a partition whose lease was just taken.

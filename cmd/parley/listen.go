@@ -29,9 +29,9 @@ func listenAddrs(cfg node.Config) []listenAddr {
 	}
 	if cfg.Roles.Gateway {
 		out = append(out, listenAddr{addr: cfg.HTTPAddr, flag: "--http-addr", reusePort: cfg.ReusePort})
-		if cfg.DebugAddr != "" {
-			out = append(out, listenAddr{addr: cfg.DebugAddr, flag: "--debug-addr"})
-		}
+	}
+	if cfg.DebugAddr != "" {
+		out = append(out, listenAddr{addr: cfg.DebugAddr, flag: "--debug-addr"})
 	}
 	return out
 }

@@ -61,7 +61,7 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Duration(&s.cfg.Gateway.IdleTimeout, "ws-idle-timeout", 60*time.Second, "close connections silent for this long")
 	f.String(&s.cfg.Gateway.Transport, "ws-transport", gateway.DefaultTransport, "WebSocket transport: epoll (Linux: no goroutine per idle connection) or goroutine (portable)")
 	f.Int(&s.cfg.Gateway.Pollers, "ws-pollers", 0, "epoll loops of the epoll transport (0: one per CPU)")
-	f.String(&s.cfg.DebugAddr, "debug-addr", "", "this process's own listener for /metrics and /debug/pprof (e.g. 127.0.0.1:6060; empty: none). Keep it private")
+	f.String(&s.cfg.DebugAddr, "debug-addr", "", "this process's ops listener: /healthz, /readyz, /metrics and /debug/pprof, whatever its roles (e.g. 127.0.0.1:6060; empty: none). Keep it private")
 	f.Bool(&s.cfg.ReusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes share --http-addr")
 	f.Duration(&s.cfg.Gateway.DrainTime, "drain-time", 10*time.Second, "on shutdown, close client connections (1001, reconnect) spread over this long")
 	lim := &s.cfg.Gateway.Limits

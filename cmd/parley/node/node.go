@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/ops"
 	"github.com/parley-chat/parley/pkg/presence"
 	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
@@ -84,6 +86,9 @@ type Node struct {
 	debugLn net.Listener
 	history micro.Service
 	cancel  context.CancelFunc
+	// draining is set when Close starts: /readyz answers 503 from then on.
+	draining atomic.Bool
+	ops      *http.Server // /healthz, /readyz, /metrics on DebugAddr
 	// partitions is the deployment's partition count, read from CHAT_MSG.
 	partitions int
 	wg         sync.WaitGroup
@@ -181,7 +186,76 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 			return nil, err
 		}
 	}
+	if cfg.DebugAddr != "" {
+		if err := n.startOps(); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// startOps serves /healthz, /readyz, /metrics and /debug/pprof/ on
+// DebugAddr for whatever roles the node runs. Ready means NATS is
+// connected, the node is not draining, and every role says it is ready.
+func (n *Node) startOps() error {
+	live := []ops.Check{n.natsConnected}
+	ready := []ops.Check{n.notDraining, n.natsConnected}
+	var writers []ops.MetricsWriter
+	if n.gw != nil {
+		ready = append(ready, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return n.gw.Ready(ctx)
+		})
+		writers = append(writers, n.gw)
+	}
+	if n.Processor != nil {
+		ready = append(ready, n.Processor.Ready)
+		writers = append(writers, n.Processor)
+	}
+	if n.Archiver != nil {
+		ready = append(ready, n.Archiver.Ready)
+		writers = append(writers, n.Archiver)
+	}
+	var err error
+	if n.debugLn, err = net.Listen("tcp", n.cfg.DebugAddr); err != nil {
+		return err
+	}
+	// Served apart from the roles' goroutines, so that it answers until
+	// Close has finished everything else: /readyz says 503 throughout.
+	srv := &http.Server{Handler: ops.Handler(live, ready, writers), ReadHeaderTimeout: 5 * time.Second}
+	n.ops = srv
+	ln := n.debugLn
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("ops listener stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// OpsAddr is the address of /healthz, /readyz and /metrics, or "".
+func (n *Node) OpsAddr() string {
+	if n.debugLn == nil {
+		return ""
+	}
+	return n.debugLn.Addr().String()
+}
+
+func (n *Node) natsConnected() error {
+	for _, nc := range n.conns {
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats connection %s: %s", nc.Opts.Name, nc.Status())
+		}
+	}
+	return nil
+}
+
+func (n *Node) notDraining() error {
+	if n.draining.Load() {
+		return errors.New("draining")
+	}
+	return nil
 }
 
 // connect opens a NATS connection for one role. The processor and the
@@ -189,7 +263,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 // gateway's fan-out in one connection's reader and writer (and so each
 // reads and writes on its own goroutines).
 func (n *Node) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	// A drain at Close waits at most 5 s, even with NATS gone.
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond), nats.DrainTimeout(5 * time.Second)}
 	if n.ns != nil {
 		// The embedded server is reached in memory, without a socket.
 		opts = append(opts, nats.InProcessServer(n.ns))
@@ -279,18 +354,6 @@ func (n *Node) startGateway(ctx context.Context) error {
 		return err
 	}
 	n.run("gateway", func() error { return n.gw.Serve(n.ln) })
-	if n.cfg.DebugAddr != "" {
-		if n.debugLn, err = net.Listen("tcp", n.cfg.DebugAddr); err != nil {
-			return err
-		}
-		srv := &http.Server{Handler: n.gw.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
-		n.run("debug listener", func() error {
-			if err := srv.Serve(n.debugLn); !errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			return nil
-		})
-	}
 	n.log.Info("gateway listening", zap.String("addr", n.ln.Addr().String()))
 	return nil
 }
@@ -329,14 +392,12 @@ func (n *Node) Store() store.Store { return n.st }
 func (n *Node) Close() { n.closed.Do(n.close) }
 
 func (n *Node) close() {
+	n.draining.Store(true)
 	if n.gw != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Gateway.DrainTime+5*time.Second)
 		n.gw.Drain(ctx)
 		cancel()
 		n.gw.Shutdown()
-	}
-	if n.debugLn != nil {
-		_ = n.debugLn.Close()
 	}
 	if n.cancel != nil {
 		n.cancel()
@@ -367,5 +428,8 @@ func (n *Node) close() {
 	if n.ns != nil {
 		n.ns.Shutdown()
 		n.ns.WaitForShutdown()
+	}
+	if n.ops != nil {
+		_ = n.ops.Close()
 	}
 }

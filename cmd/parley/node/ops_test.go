@@ -1,0 +1,95 @@
+package node_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/pkg/bus"
+)
+
+// get returns an ops endpoint's status and body; status 0 when nothing
+// answers.
+func get(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitStatus polls path until it answers want.
+func waitStatus(t *testing.T, addr, path string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body := get(t, addr, path)
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answers %d %q, want %d", path, code, body, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Every role answers /healthz, /readyz and /metrics on its ops address:
+// ready once its roles run, 503 when NATS is unreachable, and 503 from the
+// moment the node starts draining until it is gone.
+func TestOpsEndpoints(t *testing.T) {
+	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Name: "ops", Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Embedded, cfg.NATSURL = false, ns.ClientURL()
+	cfg.Roles.Gateway = false
+	cfg.DebugAddr = "127.0.0.1:0"
+	n := startNode(t, cfg)
+	addr := n.OpsAddr()
+	waitStatus(t, addr, "/healthz", http.StatusOK)
+	waitStatus(t, addr, "/readyz", http.StatusOK)
+	_, metrics := get(t, addr, "/metrics")
+	for _, name := range []string{"parley_processor_sequenced_total", "parley_processor_partitions", "parley_archiver_archived_total", "go_goroutines"} {
+		if !strings.Contains(metrics, "\n"+name+" ") {
+			t.Errorf("/metrics lacks %s:\n%s", name, metrics)
+		}
+	}
+
+	ns.Shutdown()
+	waitStatus(t, addr, "/readyz", http.StatusServiceUnavailable)
+	waitStatus(t, addr, "/healthz", http.StatusServiceUnavailable)
+
+	// Draining: a node that is closing says so until its listener goes.
+	cfg = testConfig(t, t.TempDir())
+	cfg.DebugAddr = "127.0.0.1:0"
+	n = startNode(t, cfg)
+	addr = n.OpsAddr()
+	waitStatus(t, addr, "/readyz", http.StatusOK)
+	closed := make(chan struct{})
+	go func() { defer close(closed); n.Close() }()
+	sawDraining := false
+	for done := false; !done; {
+		select {
+		case <-closed:
+			done = true
+		default:
+			if code, body := get(t, addr, "/readyz"); code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
+				sawDraining = true
+			}
+		}
+	}
+	if !sawDraining {
+		t.Fatal("/readyz never answered 503 draining while the node closed")
+	}
+	if code, _ := get(t, addr, "/readyz"); code != 0 {
+		t.Fatalf("/readyz still answers %d after Close", code)
+	}
+}

@@ -1,0 +1,83 @@
+// Package ops serves what operators and orchestrators ask of every Parley
+// process: liveness (/healthz), readiness (/readyz), Prometheus text
+// metrics (/metrics) and runtime profiles (/debug/pprof/). Each role
+// contributes a Check and a MetricsWriter; the process decides the
+// address.
+package ops
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	rtmetrics "runtime/metrics"
+)
+
+// Check reports why a process is not alive or not ready; nil means it is.
+type Check func() error
+
+// MetricsWriter writes metrics in the Prometheus text format.
+type MetricsWriter interface {
+	WriteMetrics(w io.Writer)
+}
+
+// Handler serves /healthz (every live check passes), /readyz (every ready
+// check passes; 503 with the first failure otherwise), /metrics (the Go
+// runtime's figures, then each writer's) and /debug/pprof/.
+func Handler(live, ready []Check, writers []MetricsWriter) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", checked(live, "ok"))
+	mux.HandleFunc("GET /readyz", checked(ready, "ready"))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		WriteRuntime(w)
+		for _, m := range writers {
+			m.WriteMetrics(w)
+		}
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+func checked(checks []Check, okText string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		for _, c := range checks {
+			if err := c(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, okText)
+	}
+}
+
+// Gauge writes one gauge in the Prometheus text format.
+func Gauge(w io.Writer, name, help string, v uint64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+}
+
+// Counter writes one counter in the Prometheus text format.
+func Counter(w io.Writer, name, help string, v uint64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+}
+
+// WriteRuntime writes the process's memory and goroutine figures.
+func WriteRuntime(w io.Writer) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	Gauge(w, "go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans.", ms.HeapInuse)
+	Gauge(w, "go_memstats_stack_inuse_bytes", "Bytes in goroutine stack spans.", ms.StackInuse)
+	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	rtmetrics.Read(live)
+	if live[0].Value.Kind() == rtmetrics.KindUint64 {
+		Gauge(w, "go_gc_heap_live_bytes", "Heap occupied by objects the last GC found live.", live[0].Value.Uint64())
+	}
+	Gauge(w, "go_goroutines", "Goroutines that currently exist.", uint64(runtime.NumGoroutine()))
+	if rss, ok := processRSS(); ok {
+		Gauge(w, "process_resident_memory_bytes", "Resident memory of the process.", rss)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,7 +58,8 @@ type leases struct {
 	start func(part int) error
 	stop  func(part int)
 
-	held map[int]*lease
+	held map[int]*lease // owned by run's goroutine
+	live liveMembers
 }
 
 type lease struct {
@@ -71,6 +73,9 @@ func partKey(part int) string    { return "part." + strconv.Itoa(part) }
 // run keeps leases until ctx is done, then releases them all.
 func (l *leases) run(ctx context.Context) {
 	l.held = make(map[int]*lease)
+	if err := l.live.follow(ctx, l.kv); err != nil {
+		l.log.Warn("following the processors failed; this one counts alone until it works", zap.Error(err))
+	}
 	tick := time.NewTicker(l.ttl / 4)
 	defer tick.Stop()
 	for {
@@ -85,27 +90,33 @@ func (l *leases) run(ctx context.Context) {
 }
 
 // round announces this processor, then renews, gives up and takes leases
-// according to the current members.
+// according to the live members. Renewals go out together, so a round
+// takes one round trip however many partitions this processor holds.
 func (l *leases) round(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, l.ttl/4)
+	ctx, cancel := context.WithTimeout(ctx, l.ttl/2)
 	defer cancel()
 	if _, err := l.kv.Put(ctx, memberKey(l.id), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
 		l.log.Warn("announcing this processor failed", zap.Error(err))
 	}
-	members, err := l.members(ctx)
-	if err != nil {
-		l.log.Warn("listing processors failed; only renewing", zap.Error(err))
-	}
-	var owners []string
-	if members != nil {
-		owners = assign(l.parts, members)
-	}
+	owners := assign(l.parts, l.live.list(l.id, l.ttl))
+	renewals := make(map[int]renewal, len(l.held))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for part, ls := range l.held {
-		if owners != nil && owners[part] != l.id {
+		if owners[part] != l.id {
 			l.release(ctx, part, ls)
 			continue
 		}
-		l.renew(ctx, part, ls)
+		wg.Go(func() {
+			rev, err := l.kv.Update(ctx, partKey(part), []byte(l.id), ls.revision)
+			mu.Lock()
+			renewals[part] = renewal{rev, err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for part, r := range renewals {
+		l.renewed(part, r)
 	}
 	for part, owner := range owners {
 		if _, ok := l.held[part]; !ok && owner == l.id {
@@ -114,19 +125,56 @@ func (l *leases) round(ctx context.Context) {
 	}
 }
 
-// members lists the live processors, this one included.
-func (l *leases) members(ctx context.Context) ([]string, error) {
-	lister, err := l.kv.ListKeysFiltered(ctx, "member.*")
+// liveMembers follows the member.* keys. A processor counts as live while
+// its latest announcement is younger than the lease TTL: an expired key
+// makes no event, so age, not a delete, ends a member.
+type liveMembers struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // member id -> when its latest announcement was made
+}
+
+// follow watches the announcements until ctx is done.
+func (m *liveMembers) follow(ctx context.Context, kv jetstream.KeyValue) error {
+	m.seen = make(map[string]time.Time)
+	w, err := kv.WatchFiltered(ctx, []string{"member.*"}, jetstream.MetaOnly())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := []string{l.id}
-	for k := range lister.Keys() {
-		if id := strings.TrimPrefix(k, "member."); id != l.id {
+	go func() {
+		initial := true // existing keys first, dated by the bucket; then updates, dated on arrival
+		for e := range w.Updates() {
+			if e == nil {
+				initial = false
+				continue
+			}
+			at := time.Now()
+			if initial && e.Created().Before(at) {
+				at = e.Created()
+			}
+			id := strings.TrimPrefix(e.Key(), "member.")
+			m.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				m.seen[id] = at
+			} else {
+				delete(m.seen, id)
+			}
+			m.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// list returns the live members, self always among them.
+func (m *liveMembers) list(self string, ttl time.Duration) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []string{self}
+	for id, at := range m.seen {
+		if id != self && time.Since(at) < ttl {
 			out = append(out, id)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // assign decides which member should hold each partition: rendezvous
@@ -197,21 +245,27 @@ func (l *leases) reclaim(ctx context.Context, part int) (uint64, error) {
 	return l.kv.Update(ctx, partKey(part), []byte(l.id), e.Revision())
 }
 
-func (l *leases) renew(ctx context.Context, part int, ls *lease) {
-	rev, err := l.kv.Update(ctx, partKey(part), []byte(l.id), ls.revision)
+type renewal struct {
+	revision uint64
+	err      error
+}
+
+// renewed applies the outcome of renewing part's lease.
+func (l *leases) renewed(part int, r renewal) {
+	ls := l.held[part]
 	switch {
-	case err == nil:
-		ls.revision, ls.renewedAt = rev, time.Now()
-	case isLeaseLost(err):
-		l.log.Warn("partition lease lost", zap.Int("partition", part), zap.Error(err))
+	case r.err == nil:
+		ls.revision, ls.renewedAt = r.revision, time.Now()
+	case isLeaseLost(r.err):
+		l.log.Warn("partition lease lost", zap.Int("partition", part), zap.Error(r.err))
 		l.drop(part)
 	case time.Since(ls.renewedAt) > l.ttl*3/4:
 		// Unable to renew for most of a TTL: another processor may take the
 		// partition any moment, so stop before it does.
-		l.log.Warn("partition lease not renewed in time", zap.Int("partition", part), zap.Error(err))
+		l.log.Warn("partition lease not renewed in time", zap.Int("partition", part), zap.Error(r.err))
 		l.drop(part)
 	default:
-		l.log.Warn("renewing a partition lease failed", zap.Int("partition", part), zap.Error(err))
+		l.log.Warn("renewing a partition lease failed", zap.Int("partition", part), zap.Error(r.err))
 	}
 }
 

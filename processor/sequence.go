@@ -22,7 +22,11 @@ import (
 const (
 	// sendTimeout bounds the work on one send, retries included; the
 	// gateway's attempt timeout is longer, so it does not resend meanwhile.
-	sendTimeout    = 4 * time.Second
+	sendTimeout = 4 * time.Second
+	// changeTimeout bounds a room change, which reads and writes a
+	// membership per target (up to MaxTargetsPerEvent). A gateway resend
+	// meanwhile waits in the room's queue and is answered as a duplicate.
+	changeTimeout  = 20 * time.Second
 	publishTimeout = 2 * time.Second
 	// maxFenced bounds the reloads after fencing: each means another
 	// writer appended to the room, which a lease makes rare.
@@ -65,7 +69,11 @@ func isFenced(err error) bool {
 // failure is retried with backoff, then answered UNAVAILABLE; anything
 // else is answered INTERNAL. The room is never blocked by one message.
 func (pt *partition) decide(r *room, in *pb.InboundMessage) *pb.SendResult {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	timeout := sendTimeout
+	if isRoomChange(in.Kind) {
+		timeout = changeTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	log, stats := pt.p.log, &pt.p.stats
 	fenced, failed := 0, 0

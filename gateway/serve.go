@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,9 @@ func (g *Gateway) newServer() (server, error) {
 	case TransportGoroutine:
 		return goroutineServer{&http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}}, nil
 	case TransportEpoll:
+		if g.cfg.TLS.enabled() {
+			return nil, errEpollTLS
+		}
 		return g.newEpollServer()
 	}
 	return nil, fmt.Errorf("unknown transport %q: use %s or %s", g.cfg.Transport, TransportEpoll, TransportGoroutine)
@@ -72,10 +76,14 @@ func (s goroutineServer) Serve(ln net.Listener) error {
 func (s goroutineServer) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 func (s goroutineServer) Close()                             { _ = s.srv.Close() }
 
-// Serve accepts clients on ln, after Start, until Drain.
+// Serve accepts clients on ln, after Start, until Drain: over TLS only
+// when Config.TLS is set.
 func (g *Gateway) Serve(ln net.Listener) error {
 	if g.transport == nil {
 		return errors.New("gateway: Serve before Start")
+	}
+	if g.tls != nil {
+		ln = tls.NewListener(ln, g.tls)
 	}
 	return g.transport.Serve(ln)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/protocol"
 )
@@ -52,7 +53,13 @@ type server interface {
 func (g *Gateway) newServer() (server, error) {
 	switch g.cfg.Transport {
 	case TransportGoroutine:
-		return goroutineServer{&http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}}, nil
+		return goroutineServer{&http.Server{
+			Handler:           g.Handler(),
+			ReadHeaderTimeout: 10 * time.Second, // also bounds TLS handshakes
+			// net/http's own errors, failed TLS handshakes among them, go
+			// to the gateway's log rather than to stderr unstructured.
+			ErrorLog: zap.NewStdLog(g.log.Named("http")),
+		}}, nil
 	case TransportEpoll:
 		if g.cfg.TLS.enabled() {
 			return nil, errEpollTLS

@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 	"github.com/parley-chat/parley/pkg/store/scyllastore"
+	"github.com/parley-chat/parley/pkg/tlsreload"
 )
 
 // settings are the flags every role shares.
@@ -83,7 +84,7 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 // bindTLS registers the flags of the roles running a gateway that make it
 // serve TLS.
 func bindTLS(f *config.Flags, s *settings) {
-	f.String(&s.cfg.Gateway.TLS.CertFile, "tls-cert", "", "serve https and wss only, with the certificate (and chain) in this PEM file; it and --tls-key are re-read when they change, looked at every 5s at most. Selects the goroutine WebSocket transport")
+	f.String(&s.cfg.Gateway.TLS.CertFile, "tls-cert", "", "serve https and wss only, with the certificate (and chain) in this PEM file; it and --tls-key are re-read when they change, looked at every "+tlsreload.DefaultInterval.String()+" at most. Selects the goroutine WebSocket transport")
 	f.String(&s.cfg.Gateway.TLS.KeyFile, "tls-key", "", "the private key (PEM) of --tls-cert")
 }
 

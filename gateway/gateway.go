@@ -6,6 +6,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,7 +46,8 @@ type Config struct {
 	DevTokens      bool          // serve POST /api/v1/dev/tokens (never in production)
 	Signals        SignalConfig  // presence, typing, read receipts, online counts
 	Limits         RateLimits
-	Transport      string        // TransportEpoll (default on Linux) or TransportGoroutine
+	Transport      string        // TransportEpoll (default on Linux without TLS) or TransportGoroutine
+	TLS            TLSConfig     // serve TLS only when set
 	Pollers        int           // epoll loops of the epoll transport (default: one per CPU)
 	DrainTime      time.Duration // Drain spreads closing connections over this long
 }
@@ -84,6 +86,9 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.withDefaults()
 	if c.Transport == "" {
 		c.Transport = DefaultTransport
+		if c.TLS.enabled() {
+			c.Transport = TransportGoroutine // the only one carrying TLS
+		}
 	}
 	return c
 }
@@ -107,7 +112,8 @@ type Gateway struct {
 	sessions    sessionTable
 	nextSession atomic.Uint64
 	metrics     metrics
-	transport   server // made by Start, run by Serve
+	transport   server      // made by Start, run by Serve
+	tls         *tls.Config // made by Start with Config.TLS; nil: plain
 }
 
 type metrics struct {
@@ -140,6 +146,12 @@ func (g *Gateway) Start() error {
 	var err error
 	if g.transport, err = g.newServer(); err != nil {
 		return fmt.Errorf("gateway: %w", err)
+	}
+	if g.cfg.TLS.enabled() {
+		if g.tls, err = g.newTLS(); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		g.log.Info("serving TLS only (https, wss), with WebSockets on the goroutine transport: the epoll transport cannot carry TLS")
 	}
 	if g.sends, err = sequencer.NewClient(g.nc, g.cfg.Sends); err != nil {
 		return fmt.Errorf("gateway: %w", err)

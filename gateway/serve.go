@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/protocol"
 )
@@ -48,8 +50,17 @@ type server interface {
 func (g *Gateway) newServer() (server, error) {
 	switch g.cfg.Transport {
 	case TransportGoroutine:
-		return goroutineServer{&http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}}, nil
+		return goroutineServer{&http.Server{
+			Handler:           g.Handler(),
+			ReadHeaderTimeout: 10 * time.Second, // also bounds TLS handshakes
+			// net/http's own errors, failed TLS handshakes among them, go
+			// to the gateway's log rather than to stderr unstructured.
+			ErrorLog: zap.NewStdLog(g.log.Named("http")),
+		}}, nil
 	case TransportEpoll:
+		if g.cfg.TLS.enabled() {
+			return nil, errEpollTLS
+		}
 		return g.newEpollServer()
 	}
 	return nil, fmt.Errorf("unknown transport %q: use %s or %s", g.cfg.Transport, TransportEpoll, TransportGoroutine)
@@ -69,10 +80,14 @@ func (s goroutineServer) Serve(ln net.Listener) error {
 func (s goroutineServer) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 func (s goroutineServer) Close()                             { _ = s.srv.Close() }
 
-// Serve accepts clients on ln, after Start, until Drain.
+// Serve accepts clients on ln, after Start, until Drain: over TLS only
+// when Config.TLS is set.
 func (g *Gateway) Serve(ln net.Listener) error {
 	if g.transport == nil {
 		return errors.New("gateway: Serve before Start")
+	}
+	if g.tls != nil {
+		ln = tls.NewListener(ln, g.tls)
 	}
 	return g.transport.Serve(ln)
 }

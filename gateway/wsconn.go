@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -294,6 +295,15 @@ func (b *batch) size() int {
 func (b *batch) write(conn net.Conn, timeout time.Duration) error {
 	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 	b.left = b.bufs // WriteTo consumes it
+	if _, ok := conn.(*tls.Conn); ok {
+		// crypto/tls seals each Write into records of its own and has no
+		// writev: buffer by buffer, every frame would take two records
+		// and two syscalls. One Write of a copy lets frames share them.
+		joined := joinPool.Get().(*[]byte)
+		defer putJoined(joined)
+		*joined = appendBuffers((*joined)[:0], b.bufs)
+		b.left = net.Buffers{*joined}
+	}
 	n, err := b.left.WriteTo(conn)
 	var cut []byte
 	if err != nil {
@@ -306,6 +316,27 @@ func (b *batch) write(conn net.Conn, timeout time.Duration) error {
 		b.bufs, b.ends = append(b.bufs, cut), append(b.ends, len(cut))
 	}
 	return err
+}
+
+// joinPool holds the buffers a batch is copied into for a TLS connection;
+// none is referenced once its write returns.
+var joinPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledJoin bounds the buffers kept in joinPool: a rare huge batch's
+// is left to the collector.
+const maxPooledJoin = 256 << 10
+
+func putJoined(b *[]byte) {
+	if cap(*b) <= maxPooledJoin {
+		joinPool.Put(b)
+	}
+}
+
+func appendBuffers(dst []byte, bufs [][]byte) []byte {
+	for _, buf := range bufs {
+		dst = append(dst, buf...)
+	}
+	return dst
 }
 
 // cutRest is how many bytes of the frame that the batch's first n bytes

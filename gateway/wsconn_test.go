@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/gateway/reactor"
+	"github.com/parley-chat/parley/pkg/tlsreload/tlstest"
 )
 
 type discardFrames struct{}
@@ -59,5 +62,42 @@ func TestStalledWriteEndsWithCloseFrame(t *testing.T) {
 	}
 	if code, reason := ws.ParseCloseFrameData(f.Payload); code != ws.StatusPolicyViolation || reason != reactor.ReasonSlowConsumer {
 		t.Fatalf("close %d %q, want %d %q", code, reason, ws.StatusPolicyViolation, reactor.ReasonSlowConsumer)
+	}
+}
+
+// A batch written to a TLS connection (as one Write of a copy) arrives
+// whole and in order.
+func TestBatchOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.WriteServerCert(t, certFile, keyFile)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := net.Pipe()
+	t.Cleanup(func() { server.Close(); client.Close() })
+	tlsServer := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert}})
+	tlsClient := tls.Client(client, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+
+	payloads := [][]byte{[]byte("first"), bytes.Repeat([]byte{'b'}, 70_000), {}, []byte("last")}
+	written := make(chan error, 1)
+	go func() {
+		var out batch
+		for _, p := range payloads {
+			out.add(outFrame{ws.OpBinary, p})
+		}
+		written <- out.write(tlsServer, 5*time.Second)
+	}()
+	_ = tlsClient.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i, want := range payloads {
+		f, err := ws.ReadFrame(tlsClient)
+		if err != nil || f.Header.OpCode != ws.OpBinary || !bytes.Equal(f.Payload, want) {
+			t.Fatalf("frame %d: %v %v, %d bytes; want %d", i, err, f.Header.OpCode, len(f.Payload), len(want))
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("write: %v", err)
 	}
 }

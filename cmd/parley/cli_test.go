@@ -40,6 +40,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"version"}, 0, "parley ", ""},
 		{[]string{"--version"}, 0, "parley ", ""},
 		{[]string{"dev", "-h"}, 0, "", "-data-dir"},
+		{[]string{"gateway", "--tls-cert", "tls.crt"}, 1, "", "--tls-cert and --tls-key go together"},
+		{[]string{"processor", "--tls-cert", "tls.crt", "--tls-key", "tls.key"}, 1, "", "flag provided but not defined: -tls-cert"},
 	} {
 		code, stdout, stderr := parley(t, tc.args...)
 		if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
@@ -70,6 +72,10 @@ func TestFlagHelp(t *testing.T) {
 		}
 		if !flags["scylla-migrate"] && command != "migrate" {
 			t.Errorf("parley %s -h has no -scylla-migrate:\n%s", command, help)
+		}
+		// Only the commands running a gateway serve TLS.
+		if want := command == "dev" || command == "gateway"; flags["tls-cert"] != want || flags["tls-key"] != want {
+			t.Errorf("parley %s -h lists -tls-cert: %t, -tls-key: %t, want %t", command, flags["tls-cert"], flags["tls-key"], want)
 		}
 		// dev embeds its own NATS server; migrate needs none.
 		if want := command != "dev" && command != "migrate"; flags["nats-url"] != want {

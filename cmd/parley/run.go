@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 	"github.com/parley-chat/parley/pkg/store/scyllastore"
+	"github.com/parley-chat/parley/pkg/tlsreload"
 )
 
 // settings are the flags every role shares.
@@ -59,7 +61,7 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Bool(&s.cfg.Gateway.DevTokens, "dev-tokens", dev, "serve POST /api/v1/dev/tokens, which issues a token for any user (development only)")
 	f.Duration(&s.cfg.Gateway.Heartbeat, "ws-heartbeat", 25*time.Second, "WebSocket ping interval")
 	f.Duration(&s.cfg.Gateway.IdleTimeout, "ws-idle-timeout", 60*time.Second, "close connections silent for this long")
-	f.String(&s.cfg.Gateway.Transport, "ws-transport", gateway.DefaultTransport, "WebSocket transport: epoll (Linux: no goroutine per idle connection) or goroutine (portable)")
+	f.String(&s.cfg.Gateway.Transport, "ws-transport", "", "WebSocket transport: epoll (Linux: no goroutine per idle connection) or goroutine (portable) (default: "+gateway.DefaultTransport+", goroutine with --tls-cert)")
 	f.Int(&s.cfg.Gateway.Pollers, "ws-pollers", 0, "epoll loops of the epoll transport (0: one per CPU)")
 	f.String(&s.cfg.DebugAddr, "debug-addr", "", "this process's ops listener: /healthz, /readyz, /metrics and /debug/pprof, whatever its roles (e.g. 127.0.0.1:6060; empty: none). Keep it private")
 	f.Bool(&s.cfg.ReusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes share --http-addr")
@@ -79,6 +81,13 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Int(&s.cfg.Processor.MaxQueued, "processor-max-queued", 20_000, "messages a processor holds unanswered; past it sends get OVERLOADED")
 }
 
+// bindTLS registers the flags of the roles running a gateway that make it
+// serve TLS.
+func bindTLS(f *config.Flags, s *settings) {
+	f.String(&s.cfg.Gateway.TLS.CertFile, "tls-cert", "", "serve https and wss only, with the certificate (and chain) in this PEM file; it and --tls-key are re-read when they change, looked at every "+tlsreload.DefaultInterval.String()+" at most. Selects the goroutine WebSocket transport")
+	f.String(&s.cfg.Gateway.TLS.KeyFile, "tls-key", "", "the private key (PEM) of --tls-cert")
+}
+
 // finish builds the logger and the store opener once flags are parsed.
 func (s *settings) finish() (*zap.Logger, error) {
 	log, err := logging.New(s.logLevel, s.logFormat)
@@ -89,6 +98,9 @@ func (s *settings) finish() (*zap.Logger, error) {
 	s.cfg.Processor.MaxBodySize = s.cfg.Gateway.MaxBodySize
 	if s.cfg.Processor.DedupHorizon > s.streams.MsgMaxAge {
 		return nil, fmt.Errorf("--dedup-horizon (%s) must not exceed --msg-max-age (%s): the processor reloads client message ids from CHAT_MSG", s.cfg.Processor.DedupHorizon, s.streams.MsgMaxAge)
+	}
+	if tls := s.cfg.Gateway.TLS; (tls.CertFile == "") != (tls.KeyFile == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
 	if s.passwordMemory < 8 || s.passwordIterations < 1 {
 		return nil, fmt.Errorf("--password-memory must be at least 8 KiB and --password-iterations at least 1")
@@ -125,6 +137,7 @@ func runDev(ctx context.Context, args []string) error {
 	f.Int(&nats.Port, "nats-port", 4222, "embedded NATS client port")
 	f.Int(&nats.HTTPPort, "nats-http-port", 8222, "embedded NATS monitoring port (0 disables)")
 	f.Bool(&nats.SyncAlways, "nats-sync-always", false, "fsync every JetStream write: survives power loss, much slower (default syncs every 2 minutes)")
+	bindTLS(f, &s)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -138,8 +151,13 @@ func runDev(ctx context.Context, args []string) error {
 	nats.StoreDir = filepath.Join(s.dataDir, "nats")
 	s.cfg.Roles = node.Roles{Gateway: true, Processor: true, Archiver: true}
 	return serve(ctx, s.cfg, log, func(n *node.Node) {
-		fmt.Printf("\nParley is running at http://localhost:%s  (WebSocket ws://localhost:%[1]s/ws, NATS %s, monitoring http://%s:%d)\nPress Ctrl-C to stop.\n\n",
-			portOf(n.HTTPAddr()), n.NATSURL(), nats.Host, nats.HTTPPort)
+		web, ws := "http", "ws"
+		if s.cfg.Gateway.TLS.CertFile != "" {
+			web, ws = "https", "wss"
+		}
+		port := portOf(n.HTTPAddr())
+		fmt.Printf("\nParley is running at %s://localhost:%s  (WebSocket %s://localhost:%s/ws, NATS %s, monitoring http://%s:%d)\nPress Ctrl-C to stop.\n\n",
+			web, port, ws, port, n.NATSURL(), nats.Host, nats.HTTPPort)
 	})
 }
 
@@ -168,6 +186,7 @@ func roleCommand(role string) func(context.Context, []string) error {
 		f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated)")
 		gcPercent := gatewayGCPercent()
 		if role == "gateway" {
+			bindTLS(f, &s)
 			f.Int(&gcPercent, "gc-percent", gcPercent, "garbage collector target of this process, as GOGC (default: GOGC if set, else 50): an idle connection costs about its live heap × (1 + this/100) of RSS, so lower holds more connections per GiB for some CPU under load")
 		}
 		if err := f.Parse(args); err != nil {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,10 @@ type Options struct {
 	LocalAddr net.Addr
 	// EventBuffer is how many pushed events may wait unread (default 65536).
 	EventBuffer int
+	// TLSConfig configures wss:// connections: RootCAs for a private CA,
+	// for instance. Nil verifies the server against the system roots; a
+	// config without ServerName gets the URL's host.
+	TLSConfig *tls.Config
 }
 
 // ServerError is an Error frame answering a request.
@@ -61,7 +66,8 @@ type Client struct {
 	err     error // why the connection ended
 }
 
-// Dial connects to a gateway's WebSocket URL (ws://host:port/ws).
+// Dial connects to a gateway's WebSocket URL: ws://host:port/ws, or
+// wss://host:port/ws for a gateway serving TLS.
 func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 	if o.Subprotocol == "" {
 		o.Subprotocol = protocol.SubprotocolProto
@@ -73,7 +79,7 @@ func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = 65536
 	}
-	d := ws.Dialer{Protocols: []string{o.Subprotocol}}
+	d := ws.Dialer{Protocols: []string{o.Subprotocol}, TLSConfig: o.TLSConfig}
 	if o.LocalAddr != nil {
 		nd := net.Dialer{LocalAddr: o.LocalAddr}
 		d.NetDial = nd.DialContext

@@ -121,15 +121,22 @@ func startNode(t *testing.T, cfg node.Config) *node.Node {
 // api calls the node's HTTP API and decodes a JSON answer into out.
 func api(t *testing.T, n *node.Node, method, path, token string, body, out any) int {
 	t.Helper()
+	return callAPI(t, http.DefaultClient, "http://"+n.HTTPAddr(), method, path, token, body, out).StatusCode
+}
+
+// callAPI calls the API at base (scheme://host:port) with hc and decodes a
+// JSON answer into out. The response's body is read and closed.
+func callAPI(t *testing.T, hc *http.Client, base, method, path, token string, body, out any) *http.Response {
+	t.Helper()
 	var buf bytes.Buffer
 	if body != nil {
 		_ = json.NewEncoder(&buf).Encode(body)
 	}
-	req, _ := http.NewRequest(method, "http://"+n.HTTPAddr()+path, &buf)
+	req, _ := http.NewRequest(method, base+path, &buf)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -137,7 +144,7 @@ func api(t *testing.T, n *node.Node, method, path, token string, body, out any) 
 	if out != nil {
 		_ = json.NewDecoder(resp.Body).Decode(out)
 	}
-	return resp.StatusCode
+	return resp
 }
 
 func devToken(t *testing.T, n *node.Node, user string) string {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -216,5 +217,24 @@ func checkWritten(t *testing.T, written []byte) {
 		if op := fr.Header.OpCode; op != ws.OpPong && op != ws.OpClose {
 			t.Fatalf("client answered with a %v frame", op)
 		}
+	}
+}
+
+// A close frame with an invalid code is answered with a masked 1002 (the
+// regression seed testdata/fuzz/FuzzReadLoop/ab408f58f95ef4f8 has one with
+// an invalid reason too).
+func TestInvalidCloseAnsweredMasked(t *testing.T) {
+	stream := serverFrame(ws.OpClose, true, ws.NewCloseFrameBody(999, "no such code"))
+	c, _, written := readStream(t, protocol.JSON, stream)
+	var pe ws.ProtocolError
+	if !errors.As(c.Err(), &pe) {
+		t.Fatalf("connection ended with %v, want a protocol error", c.Err())
+	}
+	fr, err := ws.ReadFrame(bytes.NewReader(written))
+	if err != nil || fr.Header.OpCode != ws.OpClose || !fr.Header.Masked {
+		t.Fatalf("answered %+v %v, want a masked close frame", fr.Header, err)
+	}
+	if code, _ := ws.ParseCloseFrameData(ws.UnmaskFrame(fr).Payload); code != ws.StatusProtocolError {
+		t.Fatalf("answered close code %d", code)
 	}
 }

@@ -80,6 +80,7 @@ func FuzzWSConnRead(f *testing.F) {
 	f.Add(maskedFrame(ws.OpText, true, []byte("{\xff}")), false)
 	f.Add(maskedFrame(ws.OpBinary, true, make([]byte, 2000)), true)
 	f.Add(maskedFrame(ws.OpClose, true, ws.NewCloseFrameBody(999, "")), false)
+	f.Add(maskedFrame(ws.OpPing, true, []byte("cut short"))[:8], false)
 	f.Fuzz(func(t *testing.T, stream []byte, binary bool) {
 		op := ws.OpText
 		if binary {
@@ -108,4 +109,29 @@ func FuzzWSConnRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A client that stalls inside a control frame is closed at the idle
+// timeout, like one that stalls anywhere else (the reader used to return
+// without closing, leaving the connection open as long as the client read
+// its heartbeats).
+func TestStalledControlFrameTimesOut(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	cfg := Config{IdleTimeout: 50 * time.Millisecond, Heartbeat: time.Hour, WriteTimeout: time.Second}
+	c := &wsConn{conn: server, op: ws.OpText, out: make(chan outFrame, 1), closing: make(chan struct{}),
+		readDone: make(chan struct{}), cfg: &cfg, log: zap.NewNop()}
+	h := new(recordFrames)
+	go c.readLoop(h)
+	if _, err := client.Write(maskedFrame(ws.OpPing, true, []byte("cut short"))[:8]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.closing:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not closed after the idle timeout")
+	}
+	if c.code != ws.StatusPolicyViolation || c.reason != "idle timeout" {
+		t.Fatalf("closed with %d %q", c.code, c.reason)
+	}
 }

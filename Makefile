@@ -9,7 +9,7 @@ CASSANDRA := deploy/cassandra/cassandra-node
 # Under CI a backend the tests need that is missing fails them, never skips.
 export PARLEY_REQUIRE_CASSANDRA ?= $(if $(filter true,$(CI)),1,)
 
-.PHONY: all build run test test-deps test-go test-web vet fuzz proto bench clean
+.PHONY: all build run test test-deps test-go test-web test-fuzz vet fuzz proto bench clean
 
 all: build
 
@@ -22,9 +22,10 @@ run: build
 vet:
 	$(GO) vet ./...
 
-# Starts a Cassandra node for the ScyllaDB backend tests, runs every Go test
-# with the race detector, and stops the node whatever the outcome.
-test: test-deps vet test-web
+# Runs a short fuzz of every fuzz target, then starts a Cassandra node for
+# the ScyllaDB backend tests, runs every Go test with the race detector, and
+# stops the node whatever the outcome.
+test: test-deps vet test-fuzz test-web
 	$(CASSANDRA) start
 	$(MAKE) test-go; rc=$$?; $(CASSANDRA) stop; exit $$rc
 
@@ -64,12 +65,25 @@ test-web: build test-deps $(WEB)/node_modules/.package-lock.json
 $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json | test-deps
 	cd $(WEB) && npm ci --no-audit --no-fund
 
-# A short run of every fuzz target (go test -fuzz takes one at a time).
+# Runs every fuzz target of every package for FUZZTIME each (go test -fuzz
+# takes one target of one package at a time): in each package whose tests
+# declare a func Fuzz..., the targets go test -list names. A crasher stops
+# it, saved under the package's testdata/fuzz.
 FUZZTIME ?= 20s
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./pkg/protocol | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./pkg/protocol || exit 1; \
+	@for dir in $$($(GO) list -f '{{.Dir}}' ./...); do \
+		grep -qs '^func Fuzz' $$dir/*_test.go || continue; \
+		targets=$$($(GO) test -list 'Fuzz.*' $$dir) || { echo "$$targets"; exit 1; }; \
+		for t in $$(echo "$$targets" | grep '^Fuzz'); do \
+			echo "fuzz: $$t in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$dir || exit 1; \
+		done; \
 	done
+
+# make test's short fuzz run: 7 targets take about a minute on 2 cores.
+TEST_FUZZTIME ?= 5s
+test-fuzz:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 # Regenerates pkg/proto from schemas/ with pinned tools from the Go proxy.
 proto:

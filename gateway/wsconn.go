@@ -182,10 +182,12 @@ func (c *wsConn) closeOnReadError(err error) {
 }
 
 // control answers pings and close frames; other control frames only count
-// as activity. It returns an error once the peer asked to close.
+// as activity. It returns an error once the peer asked to close, or the
+// input ended or stalled inside the frame, having closed the connection.
 func (c *wsConn) control(h ws.Header, r io.Reader) error {
 	payload, err := io.ReadAll(io.LimitReader(r, 125))
 	if err != nil {
+		c.closeOnReadError(err)
 		return err
 	}
 	switch h.OpCode {

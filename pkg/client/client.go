@@ -152,11 +152,24 @@ func (c *Client) write(frames []byte) error {
 
 // controlHandler answers the server's control frames (pong, close echo).
 // The wsutil handler may write a frame in pieces, so they are gathered and
-// written at once.
+// written at once. A close frame with an invalid code or reason is
+// answered here with 1002: wsutil's handler (gobwas/ws v1.5.0) answers it
+// with a close frame it forgets to mask, which a server must refuse.
 func (c *Client) controlHandler() wsutil.FrameHandlerFunc {
 	var answer bytes.Buffer
 	handle := wsutil.ControlFrameHandler(&answer, ws.StateClientSide)
 	return func(h ws.Header, r io.Reader) error {
+		if h.OpCode == ws.OpClose && h.Length > 0 {
+			payload, err := io.ReadAll(r) // at most 125 bytes: the reader checked the header
+			if err != nil {
+				return err
+			}
+			if err := ws.CheckCloseFrameData(ws.ParseCloseFrameData(payload)); err != nil {
+				_ = c.WriteFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusProtocolError, err.Error()))
+				return err
+			}
+			r = bytes.NewReader(payload)
+		}
 		err := handle(h, r)
 		if answer.Len() > 0 {
 			err = cmp.Or(err, c.write(answer.Bytes()))

@@ -173,7 +173,7 @@ func TestFailingRoomDoesNotBlockItsPartition(t *testing.T) {
 // is fenced while both run.
 func TestTwoProcessorsShareStably(t *testing.T) {
 	e := newEnv(t)
-	const ttl = time.Second
+	const ttl = 3 * time.Second
 	a, _ := e.start(Config{LeaseTTL: ttl})
 	b, _ := e.start(Config{LeaseTTL: ttl})
 	split := func() (pa, pb []int) {

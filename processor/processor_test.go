@@ -67,7 +67,7 @@ func (e *env) run() func() {
 func (e *env) start(cfg Config) (*Processor, func()) {
 	cfg.Partitions = parts
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = time.Second
+		cfg.LeaseTTL = 3 * time.Second
 	}
 	p := New(e.nc, e.js, e.st, zaptest.NewLogger(e.t), cfg)
 	ctx, cancel := context.WithCancel(context.Background())

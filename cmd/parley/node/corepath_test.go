@@ -340,7 +340,7 @@ func testProcessorFailover(t *testing.T, b backend) {
 		}
 		js, _ := jetstream.New(nc)
 		p := processor.New(nc, js, n.Store(), zaptest.NewLogger(t).Named(name), processor.Config{
-			Partitions: testPartitions, LeaseTTL: 2 * time.Second,
+			Partitions: testPartitions, LeaseTTL: 5 * time.Second,
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		pr := &proc{p: p, nc: nc, stop: cancel, done: make(chan struct{})}

@@ -53,7 +53,7 @@ func testConfigOn(t *testing.T, b backend, dir string) node.Config {
 			// Tests send as fast as they can; limits have their own test.
 			Limits: gateway.RateLimits{SendRate: -1, RequestRate: -1},
 		},
-		Processor: processor.Config{LeaseTTL: 2 * time.Second},
+		Processor: processor.Config{LeaseTTL: 5 * time.Second},
 	}
 }
 

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -103,10 +105,19 @@ func (g *Gateway) queryLimit(w http.ResponseWriter, r *http.Request, def, max in
 	return n, true
 }
 
+// decodeBody reads a request body into v: exactly one JSON value with no
+// unknown fields.
 func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	// One JSON value and nothing after it but white space.
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
 }
 
 // devToken issues a token for any user id. Only for development: it is

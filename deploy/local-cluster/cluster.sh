@@ -497,9 +497,10 @@ cmd_start() {
   done
   wait_meta_leader "$NATS_N" "$NATS_BASE"
 
-  # 2. Cassandra, and the schema.
+  # 2. Cassandra, and the schema; durable, since fault tests kill it.
   save_cmd cassandra env "PARLEY_CASSANDRA_DIR=$DIR/cassandra" "PARLEY_CASSANDRA_PORT=$CASSANDRA_PORT" \
-    "PARLEY_CASSANDRA_STORAGE_PORT=$CASSANDRA_SPORT" "PARLEY_CASSANDRA_HEAP_MAX=$CASSANDRA_HEAP" "$CASSANDRA_NODE" start
+    "PARLEY_CASSANDRA_STORAGE_PORT=$CASSANDRA_SPORT" "PARLEY_CASSANDRA_HEAP_MAX=$CASSANDRA_HEAP" \
+    PARLEY_CASSANDRA_DURABLE=1 "$CASSANDRA_NODE" start
   echo cassandra >>"$DIR/names"
   # cassandra-node keeps the pid itself, from the moment it launches the JVM.
   ln -sfn ../cassandra/cassandra.pid "$PIDS/cassandra.pid"

@@ -42,6 +42,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"dev", "-h"}, 0, "", "-data-dir"},
 		{[]string{"gateway", "--tls-cert", "tls.crt"}, 1, "", "--tls-cert and --tls-key go together"},
 		{[]string{"processor", "--tls-cert", "tls.crt", "--tls-key", "tls.key"}, 1, "", "flag provided but not defined: -tls-cert"},
+		{[]string{"archiver", "--nats-cert", "client.crt"}, 1, "", "--nats-cert and --nats-key go together"},
+		{[]string{"dev", "--nats-ca", "ca.crt"}, 1, "", "flag provided but not defined: -nats-ca"},
 	} {
 		code, stdout, stderr := parley(t, tc.args...)
 		if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {

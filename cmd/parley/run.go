@@ -102,6 +102,9 @@ func (s *settings) finish() (*zap.Logger, error) {
 	if tls := s.cfg.Gateway.TLS; (tls.CertFile == "") != (tls.KeyFile == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	if tls := s.cfg.NATSTLS; (tls.CertFile == "") != (tls.KeyFile == "") {
+		return nil, errors.New("--nats-cert and --nats-key go together")
+	}
 	if s.passwordMemory < 8 || s.passwordIterations < 1 {
 		return nil, fmt.Errorf("--password-memory must be at least 8 KiB and --password-iterations at least 1")
 	}
@@ -183,7 +186,10 @@ func roleCommand(role string) func(context.Context, []string) error {
 		var s settings
 		f := config.NewFlags("parley " + role)
 		bindCommon(f, &s, false)
-		f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated)")
+		f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated; tls:// for TLS)")
+		f.String(&s.cfg.NATSTLS.CAFile, "nats-ca", "", "verify the NATS servers with the CA certificates in this PEM file (implies TLS)")
+		f.String(&s.cfg.NATSTLS.CertFile, "nats-cert", "", "client certificate (PEM) to present to NATS, for servers that require one (implies TLS)")
+		f.String(&s.cfg.NATSTLS.KeyFile, "nats-key", "", "the private key (PEM) of --nats-cert")
 		gcPercent := gatewayGCPercent()
 		if role == "gateway" {
 			bindTLS(f, &s)

@@ -49,7 +49,10 @@ type Config struct {
 	Embedded bool
 	NATS     bus.EmbeddedConfig
 	NATSURL  string
-	Streams  bus.StreamConfig
+	// NATSTLS secures the connections to NATSURL (not to an embedded
+	// server).
+	NATSTLS NATSTLS
+	Streams bus.StreamConfig
 
 	// OpenStore opens the node's store (Pebble or ScyllaDB).
 	OpenStore func(ctx context.Context) (store.Store, error)
@@ -69,6 +72,27 @@ type Config struct {
 	// Accounts tunes the accounts service (archiver role); the node sets
 	// its Signer and Revoked.
 	Accounts accounts.Config
+}
+
+// NATSTLS is how a node's connections to an external NATS use TLS. Any
+// file set turns TLS on; so does a tls:// URL.
+type NATSTLS struct {
+	CAFile string // PEM CA certificates to verify the servers; "" = the system's
+	// CertFile and KeyFile are a client certificate (PEM), for servers
+	// that require one (verify: true); set both or neither.
+	CertFile, KeyFile string
+}
+
+// options are the nats.go options for t.
+func (t NATSTLS) options() []nats.Option {
+	var opts []nats.Option
+	if t.CAFile != "" {
+		opts = append(opts, nats.RootCAs(t.CAFile))
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(t.CertFile, t.KeyFile))
+	}
+	return opts
 }
 
 // Node is a running Parley process.
@@ -268,6 +292,8 @@ func (n *Node) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
 	if n.ns != nil {
 		// The embedded server is reached in memory, without a socket.
 		opts = append(opts, nats.InProcessServer(n.ns))
+	} else {
+		opts = append(opts, n.cfg.NATSTLS.options()...)
 	}
 	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package tlstest makes a throwaway certificate authority and the server
-// certificates it signs, for tests of TLS listeners on loopback.
+// and client certificates it signs, for tests of TLS on loopback.
 package tlstest
 
 import (
@@ -52,22 +52,45 @@ func NewCA(t testing.TB) *CA {
 // Pool holds the CA's certificate, for a client's RootCAs.
 func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 
+// WriteCACert writes the CA's certificate as PEM to file, for a peer's
+// list of trusted CAs.
+func (ca *CA) WriteCACert(t testing.TB, file string) {
+	t.Helper()
+	writePEM(t, file, "CERTIFICATE", ca.cert.Raw)
+}
+
 // WriteServerCert issues a certificate for localhost, 127.0.0.1 and ::1,
 // with a key and serial of its own, writes it and its key as PEM to
 // certFile and keyFile, and returns its serial.
 func (ca *CA) WriteServerCert(t testing.TB, certFile, keyFile string) *big.Int {
 	t.Helper()
+	return ca.issue(t, certFile, keyFile, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "localhost"},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+}
+
+// WriteClientCert issues a client certificate for name, as
+// WriteServerCert does a server's.
+func (ca *CA) WriteClientCert(t testing.TB, name, certFile, keyFile string) *big.Int {
+	t.Helper()
+	return ca.issue(t, certFile, keyFile, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+}
+
+// issue completes tmpl with a fresh key, serial and a day's validity,
+// signs it, and writes it and its key as PEM to certFile and keyFile.
+func (ca *CA) issue(t testing.TB, certFile, keyFile string, tmpl *x509.Certificate) *big.Int {
+	t.Helper()
 	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: newSerial(t),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	tmpl.SerialNumber = newSerial(t)
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)

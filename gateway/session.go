@@ -368,12 +368,6 @@ func (t *sessionTable) remove(seq uint64) {
 	delete(t.m, seq)
 }
 
-func (t *sessionTable) get(seq uint64) *session {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.m[seq]
-}
-
 // all returns the sessions open now.
 func (t *sessionTable) all() []*session {
 	t.mu.RLock()

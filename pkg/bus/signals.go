@@ -23,10 +23,6 @@ func IsRoomSignal(subject string) bool { return strings.HasSuffix(subject, ".sig
 // needs one subscription for all its users rather than one per user.
 func UserEvents(gateway string) string { return "parley.gw." + gateway + ".users" }
 
-// SendResults carries the processor's answers (parley.v1.SendResult) to
-// the sends a gateway accepted.
-func SendResults(gateway string) string { return "parley.gw." + gateway + ".results" }
-
 // PresenceEvents carries a user's online and offline transitions (encoded
 // parley.v1.PresenceEvent).
 func PresenceEvents(user string) string { return "presence." + user }

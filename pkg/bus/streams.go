@@ -79,7 +79,7 @@ var ErrPartitions = errors.New("partition count mismatch")
 // processor writes a room, and two counts at once would mean two writers.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) (int, error) {
 	for attempt := 0; ; attempt++ {
-		parts, found, err := StoredPartitions(ctx, js)
+		parts, found, err := storedPartitions(ctx, js)
 		if err != nil {
 			return 0, err
 		}
@@ -105,9 +105,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) 
 	}
 }
 
-// StoredPartitions reads the partition count from CHAT_MSG's metadata;
+// storedPartitions reads the partition count from CHAT_MSG's metadata;
 // found is false when the stream does not exist yet.
-func StoredPartitions(ctx context.Context, js jetstream.JetStream) (parts int, found bool, err error) {
+func storedPartitions(ctx context.Context, js jetstream.JetStream) (parts int, found bool, err error) {
 	s, err := js.Stream(ctx, StreamMsg)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, false, nil

@@ -33,6 +33,7 @@ import (
 	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/processor"
+	"github.com/parley-chat/parley/processor/notify"
 )
 
 // Roles selects what a node runs.
@@ -65,6 +66,7 @@ type Config struct {
 
 	Gateway   gateway.Config
 	Processor processor.Config
+	Notify    notify.Config
 	Archiver  archiver.Config
 	// Presence sets the presence bucket; its replicas default to the
 	// streams'.
@@ -126,6 +128,7 @@ type Node struct {
 	revokedKV   jetstream.KeyValue
 
 	Processor *processor.Processor
+	Notifier  *notify.Notifier
 	Archiver  *archiver.Archiver
 }
 
@@ -199,6 +202,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		}
 		n.Processor = processor.New(nc, js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
+		n.Notifier = notify.New(js, nc, n.st, presence.Directory{NC: nc}, log.Named("notifier"), cfg.Notify)
+		n.run("notifier", func() error { return n.Notifier.Run(runCtx) })
 		keeper, err := presence.NewKeeper(ctx, n.nc, log.Named("presence"))
 		if err != nil {
 			return nil, err
@@ -234,8 +239,8 @@ func (n *Node) startOps() error {
 		writers = append(writers, n.gw)
 	}
 	if n.Processor != nil {
-		ready = append(ready, n.Processor.Ready)
-		writers = append(writers, n.Processor)
+		ready = append(ready, n.Processor.Ready, n.Notifier.Ready)
+		writers = append(writers, n.Processor, n.Notifier)
 	}
 	if n.Archiver != nil {
 		ready = append(ready, n.Archiver.Ready)

@@ -2,6 +2,7 @@
 # installs and starts what the tests need and runs them.
 GO        ?= go
 BIN       := bin/parley
+BENCH_BIN := bin/parley-bench
 TOOLS     := $(CURDIR)/.tools
 BUF       := github.com/bufbuild/buf/cmd/buf@v1.50.0
 PROTOCGEN := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
@@ -15,6 +16,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parley
+	$(GO) build -o $(BENCH_BIN) ./cmd/parley-bench
 
 run: build
 	./$(BIN) dev
@@ -102,7 +104,7 @@ bench: build
 	./$(BIN) dev --data-dir $$data --log-level warn --http-addr $(BENCH_HTTP) --rate-send -1 --rate-requests -1 \
 		--nats-port $(BENCH_NATS) --nats-http-port $(BENCH_NATS_HTTP) & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid; rm -rf $$data' EXIT; \
-	run() { ./$(BIN) bench "$$@" --url ws://$(BENCH_HTTP)/ws --nats-url nats://127.0.0.1:$(BENCH_NATS) \
+	run() { ./$(BENCH_BIN) "$$@" --url ws://$(BENCH_HTTP)/ws --nats-url nats://127.0.0.1:$(BENCH_NATS) \
 		--server-pid $$pid --wait 60s; }; \
 	run connect --clients 5000 --hold 20s && \
 	run groups --rooms 100 --members 10 --rate 2000 --duration 30s && \

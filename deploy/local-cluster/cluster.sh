@@ -330,7 +330,7 @@ CLUSTER_PROCESSOR_PIDS=$(csv_pids processor)
 CLUSTER_ARCHIVER_PIDS=$(csv_pids archiver)
 CLUSTER_NATS_PIDS=$(csv_pids nats)
 CLUSTER_CASSANDRA_PID=$(pid_of cassandra)
-# Flags for \`parley bench SCENARIO\`: the gateways' port, the API on it (the
+# Flags for \`parley-bench SCENARIO\`: the gateways' port, the API on it (the
 # gateways serve dev tokens), every NATS server, and the gateways sampled.
 CLUSTER_BENCH_FLAGS="--url ws://127.0.0.1:$HTTP_PORT/ws --api-url http://127.0.0.1:$HTTP_PORT --nats-url $nats --server-pid $gw_pids --metrics-url $metrics"
 EOF

@@ -13,16 +13,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/ops"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
 )
@@ -66,12 +65,14 @@ type Archiver struct {
 	log      *zap.Logger
 	cons     *bus.BatchConsumer
 	archived atomic.Uint64
+	// batchSeconds times each batch's store write, retries included.
+	batchSeconds prometheus.Histogram
 }
 
 // New returns an archiver; Run starts it.
 func New(js jetstream.JetStream, st store.HistoryStore, log *zap.Logger, cfg Config) *Archiver {
 	cfg = cfg.withDefaults()
-	a := &Archiver{st: st, log: log}
+	a := &Archiver{st: st, log: log, batchSeconds: newBatchSeconds()}
 	a.cons = &bus.BatchConsumer{
 		JS:     js,
 		Stream: bus.StreamMsg,
@@ -104,12 +105,6 @@ func (a *Archiver) Ready() error {
 	return nil
 }
 
-// WriteMetrics writes the archiver's counters in the Prometheus text
-// format.
-func (a *Archiver) WriteMetrics(w io.Writer) {
-	ops.Counter(w, "parley_archiver_archived_total", "Messages written to the history store and acked, redeliveries included.", a.archived.Load())
-}
-
 // Run archives until ctx is done, then finishes the messages already
 // delivered to it and returns nil. It returns an error only when the
 // consumer cannot be created at start; later interruptions (a deleted
@@ -140,7 +135,9 @@ func (a *Archiver) archive(ctx context.Context, msgs []jetstream.Msg) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
 	written := a.write(ctx, batch)
+	a.batchSeconds.Observe(time.Since(start).Seconds())
 	for _, m := range valid {
 		settle := m.Ack
 		if !written {

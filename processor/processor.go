@@ -20,17 +20,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/ops"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
@@ -123,7 +122,9 @@ type Processor struct {
 	roomLog roomlog.Reader
 	queued  atomic.Int64 // messages received and not yet answered
 	stats   Stats
-	running atomic.Bool // taking leases; false before and once stopping
+	// sendSeconds times each send from its arrival to its answer.
+	sendSeconds prometheus.Histogram
+	running     atomic.Bool // taking leases; false before and once stopping
 
 	mu    sync.Mutex
 	parts map[int]*partition // the partitions this processor holds
@@ -144,7 +145,7 @@ type Stats struct {
 func New(nc *nats.Conn, js jetstream.JetStream, st Store, log *zap.Logger, cfg Config) *Processor {
 	cfg = cfg.withDefaults()
 	return &Processor{nc: nc, js: js, st: st, log: log.With(zap.String("processor", cfg.ID)), cfg: cfg,
-		roomLog: roomlog.Reader{NC: nc}, parts: make(map[int]*partition)}
+		roomLog: roomlog.Reader{NC: nc}, parts: make(map[int]*partition), sendSeconds: newSendSeconds()}
 }
 
 // Stats returns the processor's counters.
@@ -189,28 +190,6 @@ func (p *Processor) Ready() error {
 		return errors.New("processor not running")
 	}
 	return nil
-}
-
-// WriteMetrics writes the processor's counters in the Prometheus text
-// format.
-func (p *Processor) WriteMetrics(w io.Writer) {
-	s := &p.stats
-	for _, c := range []struct {
-		name, help string
-		v          *atomic.Uint64
-	}{
-		{"sequenced", "Messages appended to CHAT_MSG.", &s.Sequenced},
-		{"duplicates", "Resent client message ids answered with their original seq.", &s.Duplicates},
-		{"rejected", "Messages answered with a protocol error (not a member, forbidden, invalid).", &s.Rejected},
-		{"fenced", "Publishes refused because another writer appended to the room first.", &s.Fenced},
-		{"unavailable", "Messages answered UNAVAILABLE after transient failures.", &s.Unavailable},
-		{"internal", "Messages answered INTERNAL: unexpected failures.", &s.Internal},
-		{"overloaded", "Messages answered OVERLOADED past the queue bound.", &s.Overloaded},
-	} {
-		ops.Counter(w, "parley_processor_"+c.name+"_total", c.help, c.v.Load())
-	}
-	ops.Gauge(w, "parley_processor_partitions", "Partitions this processor holds.", uint64(len(p.Partitions())))
-	ops.Gauge(w, "parley_processor_queued", "Messages received and not yet answered.", uint64(max(0, p.queued.Load())))
 }
 
 // startPartition begins serving a partition whose lease was just taken.

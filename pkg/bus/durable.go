@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -138,4 +139,33 @@ func (b *Backoff) Wait(ctx context.Context) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// Lag is how far the durable is behind its stream: the messages not yet
+// acked (pending delivery or delivered and unacked) and the age of the
+// oldest of them (zero when none).
+func (c *BatchConsumer) Lag(ctx context.Context) (messages uint64, age time.Duration, err error) {
+	cons, err := c.JS.Consumer(ctx, c.Stream, c.Config.Durable)
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	messages = info.NumPending + uint64(info.NumAckPending)
+	if messages == 0 {
+		return 0, 0, nil
+	}
+	stream, err := c.JS.Stream(ctx, c.Stream)
+	if err != nil {
+		return messages, 0, err
+	}
+	// The oldest unacked message is the first after the ack floor that
+	// the stream still has (and the consumer takes).
+	oldest, err := stream.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(cmp.Or(c.Config.FilterSubject, ">")))
+	if err != nil {
+		return messages, 0, err
+	}
+	return messages, time.Since(oldest.Time), nil
 }

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -135,10 +135,18 @@ func (n *Notifier) Ready() error {
 	return nil
 }
 
-// WriteMetrics writes the notifier's counters in the Prometheus text format.
-func (n *Notifier) WriteMetrics(w io.Writer) {
-	ops.Counter(w, "parley_notifications_sent_total", "Push notifications published for offline users.", n.sent.Load())
-	ops.Counter(w, "parley_notifications_failed_total", "Messages whose notifications were given up after repeated lookup failures.", n.failed.Load())
+var (
+	descSent   = ops.Desc("notifications_sent_total", "Push notifications published for offline users.")
+	descFailed = ops.Desc("notifications_failed_total", "Messages whose notifications were given up after repeated lookup failures.")
+)
+
+// Describe implements prometheus.Collector.
+func (n *Notifier) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(n, ch) }
+
+// Collect implements prometheus.Collector.
+func (n *Notifier) Collect(ch chan<- prometheus.Metric) {
+	ops.Count(ch, descSent, n.sent.Load())
+	ops.Count(ch, descFailed, n.failed.Load())
 }
 
 // handle looks up the messages of a batch that may need a push, at most

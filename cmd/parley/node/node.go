@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/archiver"
@@ -229,22 +230,23 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 func (n *Node) startOps() error {
 	live := []ops.Check{n.natsConnected}
 	ready := []ops.Check{n.notDraining, n.natsConnected}
-	var writers []ops.MetricsWriter
+	reg := ops.NewRegistry()
+	metrics := prometheus.Gatherers{reg}
 	if n.gw != nil {
 		ready = append(ready, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return n.gw.Ready(ctx)
 		})
-		writers = append(writers, n.gw)
+		metrics = append(metrics, ops.TextGatherer(n.gw))
 	}
 	if n.Processor != nil {
 		ready = append(ready, n.Processor.Ready, n.Notifier.Ready)
-		writers = append(writers, n.Processor, n.Notifier)
+		reg.MustRegister(n.Processor, n.Notifier)
 	}
 	if n.Archiver != nil {
 		ready = append(ready, n.Archiver.Ready)
-		writers = append(writers, n.Archiver)
+		reg.MustRegister(n.Archiver)
 	}
 	var err error
 	if n.debugLn, err = net.Listen("tcp", n.cfg.DebugAddr); err != nil {
@@ -252,7 +254,7 @@ func (n *Node) startOps() error {
 	}
 	// Served apart from the roles' goroutines, so that it answers until
 	// Close has finished everything else: /readyz says 503 throughout.
-	srv := &http.Server{Handler: ops.Handler(live, ready, writers), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: ops.Handler(live, ready, metrics), ReadHeaderTimeout: 5 * time.Second}
 	n.ops = srv
 	ln := n.debugLn
 	go func() {

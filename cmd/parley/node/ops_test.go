@@ -3,6 +3,8 @@ package node_test
 import (
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +59,10 @@ func TestOpsEndpoints(t *testing.T) {
 	waitStatus(t, addr, "/healthz", http.StatusOK)
 	waitStatus(t, addr, "/readyz", http.StatusOK)
 	_, metrics := get(t, addr, "/metrics")
-	for _, name := range []string{"parley_processor_sequenced_total", "parley_processor_partitions", "parley_archiver_archived_total", "go_goroutines"} {
-		if !strings.Contains(metrics, "\n"+name+" ") {
+	for _, name := range []string{"parley_processor_messages_total", "parley_processor_partitions", "parley_processor_send_seconds_bucket",
+		"parley_notifications_sent_total", "parley_archiver_archived_total", "parley_archiver_lag_messages", "parley_archiver_lag_seconds",
+		"go_goroutines", "go_gc_heap_live_bytes", "process_resident_memory_bytes", "go_build_info"} {
+		if !hasSeries(metrics, name) {
 			t.Errorf("/metrics lacks %s:\n%s", name, metrics)
 		}
 	}
@@ -91,5 +95,53 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	if code, _ := get(t, addr, "/readyz"); code != 0 {
 		t.Fatalf("/readyz still answers %d after Close", code)
+	}
+}
+
+// hasSeries reports whether a Prometheus text exposition has a sample of
+// the named series.
+func hasSeries(exposition, name string) bool {
+	for line := range strings.Lines(exposition) {
+		if rest, ok := strings.CutPrefix(line, name); ok && (rest[0] == ' ' || rest[0] == '{') {
+			return true
+		}
+	}
+	return false
+}
+
+// The README's Metrics table is what the roles export: every parley_*
+// series a node with every role serves is documented there, and every
+// documented series is served (the per-connection one once a client is
+// connected, which this test does not do).
+func TestMetricsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(parley_[a-z_]+)[{`]").FindAllStringSubmatch(string(readme), -1) {
+		documented[m[1]] = true
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found %d series in the README's Metrics table", len(documented))
+	}
+	cfg := testConfig(t, t.TempDir())
+	cfg.DebugAddr = "127.0.0.1:0"
+	n := startNode(t, cfg)
+	waitStatus(t, n.OpsAddr(), "/readyz", http.StatusOK)
+	_, metrics := get(t, n.OpsAddr(), "/metrics")
+	served := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (parley_[a-z_]+) `).FindAllStringSubmatch(metrics, -1) {
+		served[m[1]] = true
+	}
+	for name := range served {
+		if !documented[name] {
+			t.Errorf("%s is served but not in the README's Metrics table", name)
+		}
+	}
+	for name := range documented {
+		if !served[name] && name != "parley_gateway_bytes_per_connection" {
+			t.Errorf("%s is in the README's Metrics table but not served:\n%s", name, metrics)
+		}
 	}
 }

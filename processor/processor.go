@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/config"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
@@ -215,4 +216,13 @@ func (p *Processor) stopPartition(id int) {
 		pt.stop()
 		p.log.Info("partition released", zap.Int("partition", id))
 	}
+}
+
+// BindFlags registers the processor's settings as flags of f, with the
+// defaults of withDefaults.
+func (c *Config) BindFlags(f *config.Flags) {
+	d := Config{}.withDefaults()
+	f.Duration(&c.DedupHorizon, "dedup-horizon", d.DedupHorizon, "how long a resent client_msg_id is answered with its original seq (at most --msg-max-age)")
+	f.Duration(&c.LeaseTTL, "processor-lease-ttl", d.LeaseTTL, "failover time: a processor that stops renewing its partition leases loses them after this")
+	f.Int(&c.MaxQueued, "processor-max-queued", d.MaxQueued, "messages a processor holds unanswered; past it sends get OVERLOADED")
 }

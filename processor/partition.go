@@ -111,7 +111,7 @@ func (pt *partition) onSend(m *nats.Msg) {
 	}
 	pt.mu.Unlock()
 	if start {
-		go pt.work(r)
+		pt.p.workers.run(func() { pt.work(r) })
 	}
 }
 

@@ -123,6 +123,7 @@ type Processor struct {
 	roomLog roomlog.Reader
 	queued  atomic.Int64 // messages received and not yet answered
 	stats   Stats
+	workers *workers // run rooms' queues
 	// sendSeconds times each send from its arrival to its answer.
 	sendSeconds prometheus.Histogram
 	running     atomic.Bool // taking leases; false before and once stopping
@@ -146,7 +147,7 @@ type Stats struct {
 func New(nc *nats.Conn, js jetstream.JetStream, st Store, log *zap.Logger, cfg Config) *Processor {
 	cfg = cfg.withDefaults()
 	return &Processor{nc: nc, js: js, st: st, log: log.With(zap.String("processor", cfg.ID)), cfg: cfg,
-		roomLog: roomlog.Reader{NC: nc}, parts: make(map[int]*partition), sendSeconds: newSendSeconds()}
+		roomLog: roomlog.Reader{NC: nc}, parts: make(map[int]*partition), workers: newWorkers(), sendSeconds: newSendSeconds()}
 }
 
 // Stats returns the processor's counters.

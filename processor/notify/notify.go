@@ -160,7 +160,7 @@ func (n *Notifier) handle(ctx context.Context, batch []jetstream.Msg) {
 			n.log.Warn("skipping a message that does not decode", zap.String("subject", m.Subject()), zap.Error(err))
 			continue
 		}
-		if msg.Kind != pb.MessageKind_MESSAGE_KIND_TEXT {
+		if msg.Kind != pb.MessageKind_MESSAGE_KIND_TEXT || !n.mayNotify(msg) {
 			continue
 		}
 		slots <- struct{}{}
@@ -251,6 +251,19 @@ func (n *Notifier) notify(ctx context.Context, m *pb.Message) error {
 		n.sent.Add(1)
 	}
 	return nil
+}
+
+// mayNotify is false for a message known to need no push without a
+// lookup: no mentions, in a room cached as not direct (most messages, so
+// they cost no goroutine).
+func (n *Notifier) mayNotify(m *pb.Message) bool {
+	if len(m.Mentions) > 0 {
+		return true
+	}
+	n.kindsMu.Lock()
+	k, ok := n.kinds[m.Room]
+	n.kindsMu.Unlock()
+	return !ok || k == store.RoomDirect
 }
 
 // kind returns a room's kind, from the cache when known. A full cache is

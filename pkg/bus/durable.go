@@ -78,10 +78,16 @@ func (c *BatchConsumer) create(ctx context.Context) (jetstream.Consumer, error) 
 	return cons, nil
 }
 
+// pullExpiry bounds one pull request; heartbeats come every half of it.
+// A pull lost with a paused or failed server is noticed by its missing
+// heartbeats after about this long (30 s by default), so the consumer
+// is back to work within seconds of the server returning.
+const pullExpiry = 5 * time.Second
+
 // consume hands batches from one pull subscription to Handle until the
 // subscription ends. When ctx is done the subscription is drained.
 func (c *BatchConsumer) consume(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.BatchSize))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.BatchSize), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}

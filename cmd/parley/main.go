@@ -28,6 +28,7 @@ func commands() []command {
 		{"archiver", "the history writer and history service, against --nats-url", roleCommand("archiver")},
 		{"bench", "load scenarios against a local server, with reports (bench/README.md)", runBench},
 		{"migrate", "apply the ScyllaDB schema migrations (--scylla-* flags)", runMigrate},
+		{"decode", "print a NATS message payload (stdin) as JSON, for nats sub --translate", runDecode},
 		{"version", "print the version (also --version)", runVersion},
 	}
 }

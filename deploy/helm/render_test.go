@@ -55,16 +55,9 @@ func render(t *testing.T, release, values string, set ...string) []byte {
 	}
 	out, err := exec.Command(helm(t), args...).Output()
 	if err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr(err))
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, deploytest.Stderr(err))
 	}
 	return out
-}
-
-func stderr(err error) string {
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(ee.Stderr)
-	}
-	return ""
 }
 
 // manifests is a rendered chart decoded into typed objects. Decoding is
@@ -114,32 +107,26 @@ func decode(t *testing.T, out []byte) manifests {
 		case "":
 			continue
 		case "Deployment":
-			m.deployments = append(m.deployments, appsv1.Deployment{})
-			err = yaml.UnmarshalStrict(doc, &m.deployments[len(m.deployments)-1])
+			err = add(&m.deployments, doc)
 		case "PodDisruptionBudget":
-			m.pdbs = append(m.pdbs, policyv1.PodDisruptionBudget{})
-			err = yaml.UnmarshalStrict(doc, &m.pdbs[len(m.pdbs)-1])
+			err = add(&m.pdbs, doc)
 		case "HorizontalPodAutoscaler":
-			m.hpas = append(m.hpas, autoscalingv2.HorizontalPodAutoscaler{})
-			err = yaml.UnmarshalStrict(doc, &m.hpas[len(m.hpas)-1])
+			err = add(&m.hpas, doc)
 		case "Job":
-			m.jobs = append(m.jobs, batchv1.Job{})
-			err = yaml.UnmarshalStrict(doc, &m.jobs[len(m.jobs)-1])
+			err = add(&m.jobs, doc)
 		case "Service":
-			m.services = append(m.services, corev1.Service{})
-			err = yaml.UnmarshalStrict(doc, &m.services[len(m.services)-1])
+			err = add(&m.services, doc)
 		case "Secret":
-			m.secrets = append(m.secrets, corev1.Secret{})
-			err = yaml.UnmarshalStrict(doc, &m.secrets[len(m.secrets)-1])
+			err = add(&m.secrets, doc)
 		case "NetworkPolicy":
-			m.netpols = append(m.netpols, networkingv1.NetworkPolicy{})
-			err = yaml.UnmarshalStrict(doc, &m.netpols[len(m.netpols)-1])
+			err = add(&m.netpols, doc)
 		case "Ingress":
-			m.ingresses = append(m.ingresses, networkingv1.Ingress{})
-			err = yaml.UnmarshalStrict(doc, &m.ingresses[len(m.ingresses)-1])
+			err = add(&m.ingresses, doc)
 		case "ServiceMonitor":
-			m.serviceMonitors = append(m.serviceMonitors, serviceMonitor{})
-			err = yaml.Unmarshal(doc, &m.serviceMonitors[len(m.serviceMonitors)-1])
+			// Not strict: only the fields the tests read are declared.
+			var sm serviceMonitor
+			err = yaml.Unmarshal(doc, &sm)
+			m.serviceMonitors = append(m.serviceMonitors, sm)
 		default:
 			t.Fatalf("the chart renders a %s the tests do not know:\n%s", head.Kind, doc)
 		}
@@ -148,4 +135,12 @@ func decode(t *testing.T, out []byte) manifests {
 		}
 	}
 	return m
+}
+
+// add decodes doc strictly into a new element of list.
+func add[T any](list *[]T, doc []byte) error {
+	var v T
+	err := yaml.UnmarshalStrict(doc, &v)
+	*list = append(*list, v)
+	return err
 }

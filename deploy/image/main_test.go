@@ -63,25 +63,7 @@ func TestImageRunsParleyDev(t *testing.T) {
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = attr
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("parley dev output:\n%s", logs.String())
-		}
-	})
+	exited, _ := deploytest.Start(t, cmd)
 	deploytest.WaitOK(t, "http://"+ops+"/healthz", 60*time.Second, exited)
 	deploytest.WaitOK(t, "http://"+ops+"/readyz", 60*time.Second, exited)
 }

@@ -193,8 +193,7 @@ func startDrillDev(t *testing.T, bin, data string) *drillDev {
 			d.natsURL = "nats://127.0.0.1:" + args[i+1]
 		}
 	}
-	d.stop = run(t, bin, args...)
-	t.Cleanup(d.stop)
+	_, d.stop = deploytest.Start(t, exec.Command(bin, args...))
 	deploytest.WaitOK(t, "http://"+ops+"/readyz", 90*time.Second, nil)
 	return d
 }
@@ -204,16 +203,9 @@ func (d *drillDev) nats(t *testing.T, cli string, args ...string) []byte {
 	t.Helper()
 	out, err := exec.Command(cli, append([]string{"--server", d.natsURL}, args...)...).Output()
 	if err != nil {
-		t.Fatalf("nats %v: %v\n%s%s", args, err, out, stderr(err))
+		t.Fatalf("nats %v: %v\n%s%s", args, err, out, deploytest.Stderr(err))
 	}
 	return out
-}
-
-func stderr(err error) string {
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(ee.Stderr)
-	}
-	return ""
 }
 
 func (d *drillDev) post(t *testing.T, path, token string, body, out any) {

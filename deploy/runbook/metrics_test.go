@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,43 +69,9 @@ func startDev(t *testing.T, bin, dataDir string) (ops, http string) {
 			http = args[i+1]
 		}
 	}
-	stop := run(t, bin, args...)
-	t.Cleanup(stop)
+	deploytest.Start(t, exec.Command(bin, args...))
 	deploytest.WaitOK(t, "http://"+ops+"/readyz", 90*time.Second, nil)
 	return ops, http
-}
-
-// run starts a process and returns what stops it gracefully (SIGTERM,
-// waiting for it to exit); its output is logged if the test fails.
-func run(t *testing.T, bin string, args ...string) (stop func()) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stopped := false
-	return func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("%s did not stop within 60 s of SIGTERM", filepath.Base(bin))
-		}
-		if t.Failed() {
-			t.Logf("%s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), out.String())
-		}
-	}
 }
 
 // exported scrapes /metrics and returns the series names.

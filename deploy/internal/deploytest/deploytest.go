@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,4 +114,48 @@ func WaitOK(t testing.TB, url string, timeout time.Duration, exited <-chan struc
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Start starts cmd with its output captured and returns a channel closed
+// when it exits, and stop: SIGTERM, then SIGKILL (and a test error) if it
+// has not exited within a minute. stop runs when the test ends too; the
+// output is logged if the test failed.
+func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}, stop func()) {
+	t.Helper()
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%s did not stop within a minute of SIGTERM", cmd.Path)
+		}
+		if t.Failed() {
+			t.Logf("%s:\n%s", strings.Join(cmd.Args, " "), out.String())
+		}
+	}
+	t.Cleanup(stop)
+	return done, stop
+}
+
+// Stderr is what a command that failed with err wrote to its standard
+// error, when exec captured it.
+func Stderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
 }

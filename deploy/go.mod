@@ -4,6 +4,8 @@ go 1.26.8
 
 require (
 	github.com/google/go-containerregistry v0.20.2
+	github.com/nats-io/nats-server/v2 v2.15.2
+	github.com/parley-chat/parley v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.35.0
 	k8s.io/apimachinery v0.35.0
 	sigs.k8s.io/yaml v1.6.0
@@ -47,10 +49,5 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
 )
 
-// The drill drives Parley with its own Go client.
+// The runbook tests drive Parley (this repository's tree) with its Go client.
 replace github.com/parley-chat/parley => ../
-
-require (
-	github.com/nats-io/nats-server/v2 v2.15.2
-	github.com/parley-chat/parley v0.0.0-00010101000000-000000000000
-)

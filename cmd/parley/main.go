@@ -27,6 +27,7 @@ func commands() []command {
 		{"processor", "the per-room sequencer, against --nats-url", roleCommand("processor")},
 		{"archiver", "the history writer and history service, against --nats-url", roleCommand("archiver")},
 		{"migrate", "apply the ScyllaDB schema migrations (--scylla-* flags)", runMigrate},
+		{"decode", "print a NATS message payload (stdin) as JSON, for nats sub --translate", runDecode},
 		{"version", "print the version (also --version)", runVersion},
 	}
 }

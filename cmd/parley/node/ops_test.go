@@ -3,8 +3,6 @@ package node_test
 import (
 	"io"
 	"net/http"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,41 +105,4 @@ func hasSeries(exposition, name string) bool {
 		}
 	}
 	return false
-}
-
-// The README's Metrics table is what the roles export: every parley_*
-// series a node with every role serves is documented there, and every
-// documented series is served (the per-connection one once a client is
-// connected, which this test does not do).
-func TestMetricsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `(parley_[a-z_]+)[{`]").FindAllStringSubmatch(string(readme), -1) {
-		documented[m[1]] = true
-	}
-	if len(documented) < 10 {
-		t.Fatalf("found %d series in the README's Metrics table", len(documented))
-	}
-	cfg := testConfig(t, t.TempDir())
-	cfg.DebugAddr = "127.0.0.1:0"
-	n := startNode(t, cfg)
-	waitStatus(t, n.OpsAddr(), "/readyz", http.StatusOK)
-	_, metrics := get(t, n.OpsAddr(), "/metrics")
-	served := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^# TYPE (parley_[a-z_]+) `).FindAllStringSubmatch(metrics, -1) {
-		served[m[1]] = true
-	}
-	for name := range served {
-		if !documented[name] {
-			t.Errorf("%s is served but not in the README's Metrics table", name)
-		}
-	}
-	for name := range documented {
-		if !served[name] && name != "parley_gateway_bytes_per_connection" {
-			t.Errorf("%s is in the README's Metrics table but not served:\n%s", name, metrics)
-		}
-	}
 }

@@ -27,6 +27,7 @@ func commands() []command {
 		{"processor", "the per-room sequencer, against --nats-url", roleCommand("processor")},
 		{"archiver", "the history writer and history service, against --nats-url", roleCommand("archiver")},
 		{"migrate", "apply the ScyllaDB schema migrations (--scylla-* flags)", runMigrate},
+		{"nats-users", "write the nats-server users of the roles, with least-privilege permissions", runNATSUsers},
 		{"version", "print the version (also --version)", runVersion},
 	}
 }

@@ -28,6 +28,7 @@ func commands() []command {
 		{"archiver", "the history writer and history service, against --nats-url", roleCommand("archiver")},
 		{"migrate", "apply the ScyllaDB schema migrations (--scylla-* flags)", runMigrate},
 		{"decode", "print a NATS message payload (stdin) as JSON, for nats sub --translate", runDecode},
+		{"nats-users", "write the nats-server users of the roles, with least-privilege permissions", runNATSUsers},
 		{"version", "print the version (also --version)", runVersion},
 	}
 }

@@ -249,6 +249,8 @@ func roleCommand(role string) func(context.Context, []string) error {
 		f.String(&s.cfg.NATSTLS.CAFile, "nats-ca", "", "verify the NATS servers with the CA certificates in this PEM file (implies TLS)")
 		f.String(&s.cfg.NATSTLS.CertFile, "nats-cert", "", "client certificate (PEM) to present to NATS, for servers that require one (implies TLS)")
 		f.String(&s.cfg.NATSTLS.KeyFile, "nats-key", "", "the private key (PEM) of --nats-cert")
+		f.String(&s.cfg.NATSAuth.User, "nats-user", "", "NATS user of this role (parley-"+role+" in the users parley nats-users writes); empty: none")
+		f.String(&s.cfg.NATSAuth.Password, "nats-password", "", "password of --nats-user (prefer the environment variable)")
 		gcPercent := gatewayGCPercent()
 		if role == "gateway" {
 			f.Int(&gcPercent, "gc-percent", gcPercent, "garbage collector target of this process, as GOGC (default: GOGC if set, else 50): an idle connection costs about its live heap × (1 + this/100) of RSS, so lower holds more connections per GiB for some CPU under load")

@@ -41,14 +41,16 @@ test-go:
 # What the tests need besides Go, installed from Debian with apt-get (as
 # root, else through sudo) when missing: Chromium where the browser tests
 # launch it, Node.js and npm for the web tests, a Java 17 JDK and Maven for
-# the Cassandra test node. `make -n test-deps` shows what would be installed.
+# the Cassandra test node, etcd for the chart's API server test. `make -n
+# test-deps` shows what would be installed.
 # The web tests need Node.js 20 or later, which Debian 12's packages are not.
 CHROMIUM      = $(or $(PARLEY_CHROMIUM),/usr/bin/chromium)
 JAVA_CMDS     = $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java $(JAVA_HOME)/bin/javac,java javac)
 TEST_PACKAGES = $(strip $(if $(wildcard $(CHROMIUM)),,chromium fonts-noto-color-emoji) \
 	$(call packages-for,node npm,nodejs npm) \
 	$(call packages-for,$(JAVA_CMDS),openjdk-17-jdk-headless) \
-	$(call packages-for,mvn,maven))
+	$(call packages-for,mvn,maven) \
+	$(call packages-for,etcd,etcd-server))
 # $(call packages-for,COMMANDS,PACKAGES): PACKAGES when a command is not on PATH.
 packages-for  = $(if $(strip $(foreach c,$(1),$(if $(shell command -v $(c)),,$(c)))),$(2))
 APT_GET       = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
@@ -146,15 +148,29 @@ $(NATS_CLI):
 $(K8S_SCHEMAS)/v1.35.0-standalone-strict/_definitions.json:
 	deploy/kubeconform-schemas.sh $(K8S_VALIDATE) v1.35.0 $(K8S_SCHEMAS)
 
+# kube-apiserver and kubectl for the chart's test against a real API server
+# (deploy/kubeapi, with etcd from test-deps), built from the Go module proxy
+# by deploy/kubeapi/build.sh: about half an hour the first time on a busy
+# 2-core machine.
+KUBE_VERSION   := v1.35.4
+KUBE_TOOLS     := $(PARLEY_CACHE)/kubernetes-$(KUBE_VERSION)
+KUBE_APISERVER := $(KUBE_TOOLS)/kube-apiserver
+KUBECTL        := $(KUBE_TOOLS)/kubectl
+deploy-tools: $(KUBE_APISERVER) $(KUBECTL)
+$(KUBE_APISERVER) $(KUBECTL) &:
+	GO=$(GO) nice deploy/kubeapi/build.sh $(KUBE_VERSION) $(KUBE_TOOLS)
+
 # The deploy module's tests (its own Go module, so that Kubernetes stays
 # out of the main one): the image runs `parley dev`; the chart lints,
 # renders, validates and keeps its rollout invariants in every profile;
 # dashboards and alerts use only series the roles export; the runbook's
-# backup and restore drill brings every acknowledged message back.
+# backup and restore drill brings every acknowledged message back; the
+# chart installs on a real kube-apiserver.
 test-deploy: build deploy-tools
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(STATIC) ./cmd/parley
 	cd deploy && PARLEY_REQUIRE_DEPLOY_TOOLS=1 PARLEY_BIN=$(CURDIR)/$(BIN) PARLEY_STATIC_BIN=$(CURDIR)/$(STATIC) \
 		PARLEY_HELM=$(HELM) PARLEY_KUBECONFORM=$(KUBECONFORM) PARLEY_KUBE_SCORE=$(KUBE_SCORE) PARLEY_K8S_SCHEMAS=$(K8S_SCHEMAS) PARLEY_NATS_CLI=$(NATS_CLI) \
+		PARLEY_KUBE_APISERVER=$(KUBE_APISERVER) PARLEY_KUBECTL=$(KUBECTL) \
 		$(GO) test -race -count=1 -timeout 20m ./...
 
 clean:

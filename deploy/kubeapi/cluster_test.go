@@ -78,7 +78,11 @@ func startCluster(t *testing.T) *cluster {
 	server := "https://127.0.0.1:" + port
 	apiExited, _ := deploytest.Start(t, exec.Command(apiserver,
 		"--etcd-servers", clientURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", port,
+		"--bind-address", "127.0.0.1", "--secure-port", port,
+		// What the `kubernetes` Service's endpoints would point pods at:
+		// a documentation address, since there are no pods and an
+		// Endpoints address may not be loopback.
+		"--advertise-address", "192.0.2.1",
 		"--cert-dir", filepath.Join(dir, "certs"),
 		"--tls-cert-file", filepath.Join(dir, "serving.crt"), "--tls-private-key-file", filepath.Join(dir, "serving.key"),
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"),

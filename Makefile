@@ -150,8 +150,8 @@ $(K8S_SCHEMAS)/v1.35.0-standalone-strict/_definitions.json:
 
 # kube-apiserver and kubectl for the chart's test against a real API server
 # (deploy/kubeapi, with etcd from test-deps), built from the Go module proxy
-# by deploy/kubeapi/build.sh: 6 minutes the first time on 2 idle cores, 16
-# on a busy machine.
+# by deploy/kubeapi/build.sh: about 6 minutes the first time on 2 cores, 16
+# on a heavily loaded machine.
 KUBE_VERSION   := v1.35.4
 KUBE_TOOLS     := $(PARLEY_CACHE)/kubernetes-$(KUBE_VERSION)
 KUBE_APISERVER := $(KUBE_TOOLS)/kube-apiserver

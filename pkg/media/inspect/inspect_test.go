@@ -3,53 +3,17 @@ package inspect_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
-	"image"
-	"image/color"
 	"image/jpeg"
-	"image/png"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/parley-chat/parley/pkg/media/inspect"
+	"github.com/parley-chat/parley/pkg/media/mediatest"
 )
 
 const maxPixels = 50_000_000
-
-// Gradient returns a w×h picture.
-func gradient(w, h int) image.Image {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x + y), 255})
-		}
-	}
-	return img
-}
-
-func encodePNG(t *testing.T, img image.Image) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// PixelBomb returns a small valid PNG whose header claims w×h pixels.
-func pixelBomb(t *testing.T, w, h uint32) []byte {
-	b := encodePNG(t, gradient(8, 8))
-	// IHDR data follows the 8-byte signature, length and type; its CRC
-	// covers type and data.
-	binary.BigEndian.PutUint32(b[16:], w)
-	binary.BigEndian.PutUint32(b[20:], h)
-	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
-	return b
-}
 
 func sniff(t *testing.T, b []byte) (inspect.Facts, error) {
 	t.Helper()
@@ -66,7 +30,7 @@ func sniff(t *testing.T, b []byte) (inspect.Facts, error) {
 
 func TestSniff(t *testing.T) {
 	var jpg bytes.Buffer
-	if err := jpeg.Encode(&jpg, gradient(1600, 1200), nil); err != nil {
+	if err := jpeg.Encode(&jpg, mediatest.Gradient(1600, 1200), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -77,7 +41,7 @@ func TestSniff(t *testing.T) {
 		risky bool
 		w, h  int
 	}{
-		{"png", encodePNG(t, gradient(640, 480)), "image/png", inspect.KindImage, false, 640, 480},
+		{"png", mediatest.PNG(t, 640, 480), "image/png", inspect.KindImage, false, 640, 480},
 		{"jpeg", jpg.Bytes(), "image/jpeg", inspect.KindImage, false, 1600, 1200},
 		{"html named png", []byte("<!DOCTYPE html><html><script>alert(1)</script></html>"), "text/html", inspect.KindFile, true, 0, 0},
 		{"svg", []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), "image/svg+xml", inspect.KindFile, true, 0, 0},
@@ -99,11 +63,11 @@ func TestSniff(t *testing.T) {
 }
 
 func TestPixelBomb(t *testing.T) {
-	if _, err := sniff(t, pixelBomb(t, 100_000, 100_000)); !errors.Is(err, inspect.ErrPixelBomb) {
+	if _, err := sniff(t, mediatest.PixelBomb(t, 100_000, 100_000)); !errors.Is(err, inspect.ErrPixelBomb) {
 		t.Fatalf("Sniff(100000×100000 PNG) = %v, want ErrPixelBomb", err)
 	}
 	// Just under the bound passes on to the (lazy) decoder.
-	if f, err := sniff(t, pixelBomb(t, 10_000, 5_000)); err != nil || f.Width != 10_000 {
+	if f, err := sniff(t, mediatest.PixelBomb(t, 10_000, 5_000)); err != nil || f.Width != 10_000 {
 		t.Fatalf("Sniff(10000×5000) = %+v, %v", f, err)
 	}
 }
@@ -115,7 +79,7 @@ func TestThumbnail(t *testing.T) {
 		{100, 50, 100, 50}, // small images keep their size
 	} {
 		var out bytes.Buffer
-		w, h, err := inspect.Thumbnail(bytes.NewReader(encodePNG(t, gradient(tc.w, tc.h))), &out)
+		w, h, err := inspect.Thumbnail(bytes.NewReader(mediatest.PNG(t, tc.w, tc.h)), &out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,35 +90,13 @@ func TestThumbnail(t *testing.T) {
 	}
 }
 
-// FFmpeg returns the tools, skipping where they are missing except under
-// CI (make test-deps installs them).
-func ffmpeg(t *testing.T) *inspect.FFmpeg {
-	f, err := inspect.FindFFmpeg()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	return f
-}
-
-// Sample makes a media file with ffmpeg from its built-in sources.
-func sample(t *testing.T, name string, args ...string) string {
-	path := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command("ffmpeg", append(append([]string{"-v", "error", "-y"}, args...), path)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("making %s: %v: %s", name, err, out)
-	}
-	return path
-}
-
 func TestFFmpeg(t *testing.T) {
-	ff := ffmpeg(t)
+	clip, voice := mediatest.Clip(t), mediatest.VoiceNote(t)
+	ff, err := inspect.FindFFmpeg()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	clip := sample(t, "clip.mp4", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25:duration=2",
-		"-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-pix_fmt", "yuv420p", "-shortest")
-	voice := sample(t, "voice.ogg", "-f", "lavfi", "-i", "sine=frequency=300:duration=3", "-c:a", "libopus")
 
 	for _, tc := range []struct {
 		path string

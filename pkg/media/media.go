@@ -45,7 +45,9 @@ type Presign struct {
 	ContentDisposition string
 }
 
-// Store is a blob store.
+// Store is a blob store. Keys are slash-separated paths, and no key may
+// be the parent "directory" of another (k and k/x): S3 servers on a POSIX
+// file system (versitygw's posix backend) store keys as files.
 type Store interface {
 	// Put stores r's bytes under key, replacing any blob there. At most
 	// limit bytes are accepted: one more fails the Put with ErrTooLarge.

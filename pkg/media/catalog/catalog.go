@@ -66,7 +66,7 @@ type Record struct {
 	State       State        `json:"state"`
 	Size        int64        `json:"size"` // declared length while Uploading
 	Offset      int64        `json:"offset,omitempty"`
-	Parts       []int64      `json:"parts,omitempty"` // sizes of the received parts, in order
+	Parts       []Part       `json:"parts,omitempty"` // received parts of a resumable upload, in order
 	ContentType string       `json:"content_type,omitempty"`
 	Kind        inspect.Kind `json:"kind,omitempty"`
 	Risky       bool         `json:"risky,omitempty"`
@@ -83,10 +83,22 @@ type Record struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// Blob keys of an upload in the media.Store.
-func BlobKey(id string) string        { return id }
-func ThumbKey(id string) string       { return id + "/thumb" }
-func PartKey(id string, n int) string { return id + "/part/" + strconv.Itoa(n) }
+// Part is one stored piece of a resumable upload.
+type Part struct {
+	Key  string `json:"key"`
+	Size int64  `json:"size"`
+}
+
+// Blob keys of an upload in the media.Store, all under id/ and none the
+// parent of another (see media.Store).
+func BlobKey(id string) string  { return id + "/file" }
+func ThumbKey(id string) string { return id + "/thumb" }
+
+// NewPartKey names a part received at offset; the random suffix keeps two
+// concurrent writers at one offset from overwriting each other.
+func NewPartKey(id string, offset int64) string {
+	return id + "/part-" + strconv.FormatInt(offset, 10) + "-" + NewID()[:8]
+}
 
 // Errors, matched with errors.Is.
 var (

@@ -108,6 +108,8 @@ type Config struct {
 	ScanTimeout time.Duration // per request, default 1 minute
 	// JobTimeout bounds one job (ffmpeg on a large video), default 5 minutes.
 	JobTimeout time.Duration
+	// MaxPixels: larger images get no thumbnail, default 50 megapixels.
+	MaxPixels int
 }
 
 // Worker takes jobs from the queue.
@@ -128,6 +130,12 @@ func NewWorker(nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog, stor
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 5 * time.Minute
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = 50_000_000
+	}
+	if ff == nil {
+		log.Warn("ffmpeg/ffprobe not found: audio and video get no durations or poster frames")
 	}
 	return &Worker{nc: nc, js: js, cat: cat, store: store, ff: ff, cfg: cfg, log: log}
 }
@@ -235,14 +243,13 @@ func (w *Worker) derive(ctx context.Context, r catalog.Record) (catalog.Record, 
 	var durationMS int64
 	switch {
 	case r.Kind == inspect.KindImage && !r.Thumb:
-		rc, _, err := w.store.Get(ctx, catalog.BlobKey(r.ID))
-		if err != nil {
-			return r, err
+		open := func() (io.ReadCloser, error) {
+			rc, _, err := w.store.Get(ctx, catalog.BlobKey(r.ID))
+			return rc, err
 		}
-		_, _, err = inspect.Thumbnail(rc, &thumb)
-		rc.Close()
-		if err != nil {
-			// Not an image Go decodes (e.g. HEIC): no preview, not an error.
+		if _, _, err := inspect.Thumbnail(open, w.cfg.MaxPixels, &thumb); err != nil {
+			// Not an image Go decodes (e.g. HEIC), or too many pixels: no
+			// preview, not an error.
 			w.log.Info("no thumbnail", zap.String("upload", r.ID), zap.Error(err))
 			thumb.Reset()
 		}

@@ -69,14 +69,28 @@ func Sniff(r io.Reader, maxPixels int) (Facts, io.Reader, error) {
 	f.Kind = kindOf(f.ContentType)
 	f.Risky = risky(f.ContentType)
 	if f.Kind == KindImage {
-		if cfg, _, err := image.DecodeConfig(bytes.NewReader(head)); err == nil {
-			if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-				return f, nil, fmt.Errorf("%w: %d×%d", ErrPixelBomb, cfg.Width, cfg.Height)
-			}
-			f.Width, f.Height = cfg.Width, cfg.Height
+		// A header past the peeked bytes leaves the size unknown here;
+		// Thumbnail checks again before it decodes.
+		if w, h, err := CheckPixels(bytes.NewReader(head), maxPixels); errors.Is(err, ErrPixelBomb) {
+			return f, nil, err
+		} else if err == nil {
+			f.Width, f.Height = w, h
 		}
 	}
 	return f, br, nil
+}
+
+// CheckPixels reads an image's header from r and refuses more than
+// maxPixels pixels.
+func CheckPixels(r io.Reader, maxPixels int) (width, height int, err error) {
+	cfg, _, err := image.DecodeConfig(r)
+	if err != nil {
+		return 0, 0, err
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
+		return 0, 0, fmt.Errorf("%w: %d×%d", ErrPixelBomb, cfg.Width, cfg.Height)
+	}
+	return cfg.Width, cfg.Height, nil
 }
 
 // contentType is the sniffed type without parameters, from the WHATWG
@@ -129,11 +143,24 @@ func risky(ct string) bool {
 // ThumbSize is the longest side of a thumbnail, in pixels.
 const ThumbSize = 320
 
-// Thumbnail decodes an image (whose dimensions Sniff checked) and writes
-// a JPEG at most ThumbSize pixels on its longest side; it returns the
-// thumbnail's size.
-func Thumbnail(r io.Reader, w io.Writer) (width, height int, err error) {
-	src, _, err := image.Decode(r)
+// Thumbnail decodes an image and writes a JPEG at most ThumbSize pixels on
+// its longest side; it returns the thumbnail's size. open is called twice:
+// the header is checked with CheckPixels before anything is decoded.
+func Thumbnail(open func() (io.ReadCloser, error), maxPixels int, w io.Writer) (width, height int, err error) {
+	rc, err := open()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, _, err = CheckPixels(rc, maxPixels)
+	rc.Close()
+	if err != nil {
+		return 0, 0, err
+	}
+	if rc, err = open(); err != nil {
+		return 0, 0, err
+	}
+	defer rc.Close()
+	src, _, err := image.Decode(rc)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -72,14 +72,23 @@ func TestPixelBomb(t *testing.T) {
 	}
 }
 
+func opener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
 func TestThumbnail(t *testing.T) {
+	// A bomb that got past Sniff is refused before decoding.
+	if _, _, err := inspect.Thumbnail(opener(mediatest.PixelBomb(t, 100_000, 100_000)), maxPixels, io.Discard); !errors.Is(err, inspect.ErrPixelBomb) {
+		t.Fatalf("Thumbnail(bomb) = %v", err)
+	}
+
 	for _, tc := range []struct{ w, h, tw, th int }{
 		{1600, 1200, 320, 240},
 		{300, 900, 106, 320},
 		{100, 50, 100, 50}, // small images keep their size
 	} {
 		var out bytes.Buffer
-		w, h, err := inspect.Thumbnail(bytes.NewReader(mediatest.PNG(t, tc.w, tc.h)), &out)
+		w, h, err := inspect.Thumbnail(opener(mediatest.PNG(t, tc.w, tc.h)), maxPixels, &out)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,467 @@
+// Package media is the gateway's HTTP API for files: one-shot and
+// resumable uploads, downloads, previews, and the reference recorder the
+// send path calls when a message carries uploads.
+//
+// Invariants:
+//   - Limits hold while streaming: a body is never buffered whole; the
+//     per-file limit (Config.MaxFileBytes) and the per-user quota of bytes
+//     in unsent uploads (Config.UserQuotaBytes) are enforced before or
+//     while bytes are stored, and a refused upload leaves nothing behind.
+//   - The type is sniffed from the bytes; images whose header declares
+//     more than Config.MaxPixels pixels are refused before decoding.
+//   - An upload belongs to its uploader until it is sent in a room; from
+//     then on only members of a room where it was sent can fetch it,
+//     checked at every download. Unknown ids and ids the caller may not
+//     see get the same 404.
+//   - Risky types (anything a browser could execute) are always served by
+//     the gateway as attachments with nosniff; other downloads from S3 are
+//     redirects to short-lived presigned URLs.
+//   - Deleting the last message that carries an upload deletes it; an
+//     upload never sent is collected Config.UnsentTTL after its last
+//     change.
+package media
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	blob "github.com/parley-chat/parley/pkg/media"
+	"github.com/parley-chat/parley/pkg/media/catalog"
+	"github.com/parley-chat/parley/pkg/media/derive"
+	"github.com/parley-chat/parley/pkg/media/inspect"
+	"github.com/parley-chat/parley/pkg/store"
+)
+
+// Authenticator names the user a request is authenticated as (the
+// gateway's bearer-token check), or fails.
+type Authenticator interface {
+	Authenticate(r *http.Request) (user string, err error)
+}
+
+// AuthFunc adapts a function to Authenticator.
+type AuthFunc func(r *http.Request) (string, error)
+
+func (f AuthFunc) Authenticate(r *http.Request) (string, error) { return f(r) }
+
+// Members looks up a membership: store.ErrNotFound when user is not a
+// member of room. store.RoomStore has it.
+type Members interface {
+	Member(ctx context.Context, room, user string) (store.Member, error)
+}
+
+// Config of the handler; zero fields take the defaults.
+type Config struct {
+	MaxFileBytes   int64         // default 100 MiB
+	UserQuotaBytes int64         // bytes in a user's unsent uploads, default 1 GiB
+	MaxPixels      int           // default 50 megapixels
+	Scan           bool          // uploads wait for the virus-scan hook (package derive)
+	PresignTTL     time.Duration // default 5 minutes
+	UnsentTTL      time.Duration // default 24 hours
+}
+
+func (c *Config) defaults() {
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = 100 << 20
+	}
+	if c.UserQuotaBytes <= 0 {
+		c.UserQuotaBytes = 1 << 30
+	}
+	if c.MaxPixels <= 0 {
+		c.MaxPixels = 50_000_000
+	}
+	if c.PresignTTL <= 0 {
+		c.PresignTTL = 5 * time.Minute
+	}
+	if c.UnsentTTL <= 0 {
+		c.UnsentTTL = 24 * time.Hour
+	}
+}
+
+// Handler serves the routes below.
+type Handler struct {
+	cfg     Config
+	auth    Authenticator
+	members Members
+	cat     *catalog.Catalog
+	blobs   blob.Store
+	js      jetstream.JetStream
+	log     *zap.Logger
+	mux     *http.ServeMux
+}
+
+// New returns the handler. js is used to enqueue derivative jobs (the
+// derive work queue must exist: derive.EnsureQueue).
+func New(cfg Config, auth Authenticator, members Members, cat *catalog.Catalog, blobs blob.Store, js jetstream.JetStream, log *zap.Logger) *Handler {
+	cfg.defaults()
+	h := &Handler{cfg: cfg, auth: auth, members: members, cat: cat, blobs: blobs, js: js, log: log, mux: http.NewServeMux()}
+	h.Routes(h.mux.Handle)
+	return h
+}
+
+// URLPrefix starts the url of every upload: URLPrefix + id.
+const URLPrefix = "/api/v1/media/"
+
+// Routes registers each route with handle, e.g. a gateway's router's
+// Handle.
+func (h *Handler) Routes(handle func(pattern string, handler http.Handler)) {
+	for pattern, fn := range map[string]func(http.ResponseWriter, *http.Request, string){
+		"POST /api/v1/media":           h.oneShot,
+		"GET /api/v1/media/{id}":       h.download,
+		"GET /api/v1/media/{id}/thumb": h.thumb,
+		"GET /api/v1/media/{id}/info":  h.info,
+		"POST /api/v1/uploads":         h.create,
+		"HEAD /api/v1/uploads/{id}":    h.offset,
+		"PATCH /api/v1/uploads/{id}":   h.patch,
+		"DELETE /api/v1/uploads/{id}":  h.cancel,
+	} {
+		handle(pattern, h.authed(fn))
+	}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Error codes of the media API (schemas/README.md).
+const (
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeInvalidArgument = "INVALID_ARGUMENT"
+	CodeNotFound        = "NOT_FOUND"
+	CodeFileTooLarge    = "FILE_TOO_LARGE"
+	CodeQuotaExceeded   = "QUOTA_EXCEEDED"
+	CodeImageTooLarge   = "IMAGE_TOO_LARGE"
+	CodeOffsetMismatch  = "OFFSET_MISMATCH"
+	CodeNotReady        = "NOT_READY"
+	CodeUnavailable     = "UNAVAILABLE"
+)
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	h.log.Info("media request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		zap.Int("status", status), zap.String("code", code), zap.String("message", msg))
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	e.Error.Code, e.Error.Message = code, msg
+	writeJSON(w, status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer, downloads included, is to be taken as labelled.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		user, err := h.auth.Authenticate(r)
+		if err != nil || user == "" {
+			h.fail(w, r, http.StatusUnauthorized, CodeUnauthenticated, "missing, invalid or expired token")
+			return
+		}
+		fn(w, r, user)
+	})
+}
+
+// Upload is the JSON form of an upload in answers.
+type Upload struct {
+	ID          string        `json:"id"`
+	URL         string        `json:"url"`
+	State       catalog.State `json:"state"`
+	Name        string        `json:"name,omitempty"`
+	Kind        inspect.Kind  `json:"kind,omitempty"`
+	ContentType string        `json:"content_type,omitempty"`
+	Size        int64         `json:"size"`
+	Offset      int64         `json:"offset,omitempty"`
+	Width       int           `json:"width,omitempty"`
+	Height      int           `json:"height,omitempty"`
+	DurationMS  int64         `json:"duration_ms,omitempty"`
+	ThumbURL    string        `json:"thumb_url,omitempty"`
+}
+
+func uploadJSON(r catalog.Record) Upload {
+	u := Upload{ID: r.ID, URL: URLPrefix + r.ID, State: r.State, Name: r.Name, Kind: r.Kind, ContentType: r.ContentType,
+		Size: r.Size, Width: r.Width, Height: r.Height, DurationMS: r.DurationMS}
+	if r.State == catalog.Uploading {
+		u.Offset = r.Offset
+	}
+	if r.Thumb {
+		u.ThumbURL = URLPrefix + r.ID + "/thumb"
+	}
+	return u
+}
+
+// fileName is the client's name for the file (?name=), reduced to a safe
+// base name.
+func fileName(r *http.Request) string {
+	n := path.Base(strings.ReplaceAll(r.URL.Query().Get("name"), "\\", "/"))
+	if n == "." || n == "/" {
+		return ""
+	}
+	return strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f || c == '"' {
+			return -1
+		}
+		return c
+	}, n)
+}
+
+// oneShot: POST /api/v1/media?name=…, the body is the file.
+func (h *Handler) oneShot(w http.ResponseWriter, r *http.Request, user string) {
+	if r.ContentLength > h.cfg.MaxFileBytes {
+		h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
+		return
+	}
+	// Unknown length: reserve the most a file may be, and give back the
+	// rest once the size is known.
+	reserve := h.cfg.MaxFileBytes
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	if !h.reserve(w, r, user, reserve) {
+		return
+	}
+	now := time.Now().UTC()
+	rec := catalog.Record{ID: catalog.NewID(), Owner: user, Name: fileName(r), Created: now, Updated: now}
+	if !h.ingest(w, r, &rec, r.Body, reserve) {
+		return
+	}
+	if err := h.cat.Create(r.Context(), rec); err != nil {
+		h.discard(r.Context(), rec)
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
+	}
+	h.enqueue(r.Context(), rec.ID)
+	writeJSON(w, http.StatusCreated, uploadJSON(rec))
+}
+
+func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, user string, n int64) bool {
+	err := h.cat.Reserve(r.Context(), user, n, h.cfg.UserQuotaBytes)
+	switch {
+	case errors.Is(err, catalog.ErrQuota):
+		h.fail(w, r, http.StatusRequestEntityTooLarge, CodeQuotaExceeded,
+			fmt.Sprintf("unsent uploads are limited to %d bytes per user: send or delete some first", h.cfg.UserQuotaBytes))
+	case err != nil:
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	default:
+		return true
+	}
+	return false
+}
+
+// ingest sniffs body and stores it as rec's blob, filling rec's facts,
+// final size, state and reservation (of which reserved bytes are held).
+// On failure it answers, gives the reservation back, and stores nothing.
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, rec *catalog.Record, body io.Reader, reserved int64) bool {
+	ctx := r.Context()
+	giveBack := func() { _ = h.cat.Release(context.WithoutCancel(ctx), rec.Owner, reserved) }
+	facts, body, err := inspect.Sniff(body, h.cfg.MaxPixels)
+	if errors.Is(err, inspect.ErrPixelBomb) {
+		giveBack()
+		h.fail(w, r, http.StatusUnprocessableEntity, CodeImageTooLarge, fmt.Sprintf("%v (at most %d pixels)", err, h.cfg.MaxPixels))
+		return false
+	}
+	if err != nil {
+		giveBack()
+		h.fail(w, r, http.StatusBadRequest, CodeInvalidArgument, "reading the body: "+err.Error())
+		return false
+	}
+	info, err := h.blobs.Put(ctx, catalog.BlobKey(rec.ID), body, h.cfg.MaxFileBytes, facts.ContentType)
+	if err != nil {
+		giveBack()
+		if errors.Is(err, blob.ErrTooLarge) {
+			h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
+		} else {
+			h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, "storing the file: "+err.Error())
+		}
+		return false
+	}
+	if d := reserved - info.Size; d > 0 {
+		_ = h.cat.Release(ctx, rec.Owner, d)
+	}
+	rec.Size, rec.Reserved = info.Size, info.Size
+	rec.ContentType, rec.Kind, rec.Risky, rec.Width, rec.Height = facts.ContentType, facts.Kind, facts.Risky, facts.Width, facts.Height
+	rec.State = catalog.Ready
+	if h.cfg.Scan {
+		rec.State = catalog.Scanning
+	}
+	return true
+}
+
+func (h *Handler) enqueue(ctx context.Context, id string) {
+	if err := derive.Enqueue(ctx, h.js, id); err != nil {
+		// The upload is usable; it only lacks previews (or, with the scan
+		// hook, waits for the collector).
+		h.log.Warn("could not enqueue media job", zap.String("upload", id), zap.Error(err))
+	}
+}
+
+// discard deletes an upload's bytes and record and gives its reservation
+// back.
+func (h *Handler) discard(ctx context.Context, rec catalog.Record) error {
+	keys := []string{catalog.BlobKey(rec.ID), catalog.ThumbKey(rec.ID)}
+	for _, p := range rec.Parts {
+		keys = append(keys, p.Key)
+	}
+	for _, k := range keys {
+		if err := h.blobs.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	if err := h.cat.Delete(ctx, rec.ID); err != nil {
+		return err
+	}
+	return h.cat.Release(ctx, rec.Owner, rec.Reserved)
+}
+
+// readable loads an upload the user may fetch; it answers 404 alike for
+// ids that do not exist and ids the user may not see.
+func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) (catalog.Record, bool) {
+	id := r.PathValue("id")
+	notFound := func() { h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such upload, or you may not see it") }
+	if !catalog.ValidID(id) {
+		notFound()
+		return catalog.Record{}, false
+	}
+	rec, err := h.cat.Get(r.Context(), id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		notFound()
+		return rec, false
+	}
+	if err != nil {
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return rec, false
+	}
+	ok, err := h.mayRead(r.Context(), rec, user)
+	if err != nil {
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return rec, false
+	}
+	if !ok || rec.State == catalog.Rejected || rec.State == catalog.Uploading {
+		notFound()
+		return rec, false
+	}
+	return rec, true
+}
+
+// mayRead: the owner until sent; then members of a room it was sent in.
+func (h *Handler) mayRead(ctx context.Context, rec catalog.Record, user string) (bool, error) {
+	if !rec.Sent {
+		return rec.Owner == user, nil
+	}
+	for _, ref := range rec.Refs {
+		_, err := h.members.Member(ctx, ref.Room, user)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (h *Handler) info(w http.ResponseWriter, r *http.Request, user string) {
+	if rec, ok := h.readable(w, r, user); ok {
+		writeJSON(w, http.StatusOK, uploadJSON(rec))
+	}
+}
+
+// download: GET /api/v1/media/{id}.
+func (h *Handler) download(w http.ResponseWriter, r *http.Request, user string) {
+	rec, ok := h.readable(w, r, user)
+	if !ok {
+		return
+	}
+	if rec.State != catalog.Ready {
+		h.fail(w, r, http.StatusConflict, CodeNotReady, "the file is being checked; try again shortly")
+		return
+	}
+	disposition := "inline"
+	if rec.Risky || rec.Kind == inspect.KindFile {
+		disposition = "attachment"
+	}
+	if rec.Name != "" {
+		disposition = mime.FormatMediaType(disposition, map[string]string{"filename": rec.Name})
+	}
+	if !rec.Risky {
+		u, err := h.blobs.PresignGet(r.Context(), catalog.BlobKey(rec.ID), blob.Presign{
+			TTL: h.cfg.PresignTTL, ContentType: rec.ContentType, ContentDisposition: disposition,
+		})
+		if err == nil {
+			// The URL is the authorization: neither it nor the redirect may
+			// be cached beyond this user.
+			w.Header().Set("Cache-Control", "private, no-store")
+			http.Redirect(w, r, u.String(), http.StatusFound)
+			return
+		}
+		if !errors.Is(err, blob.ErrNoPresign) {
+			h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+			return
+		}
+	}
+	if rec.Risky {
+		// Even opened directly, the page may run nothing.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	}
+	w.Header().Set("Content-Disposition", disposition)
+	h.stream(w, r, catalog.BlobKey(rec.ID), rec.ContentType)
+}
+
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, key, contentType string) {
+	rc, info, err := h.blobs.Get(r.Context(), key)
+	if errors.Is(err, blob.ErrNotFound) {
+		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such file")
+		return
+	}
+	if err != nil {
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	if _, err := io.Copy(w, rc); err != nil {
+		h.log.Info("download cut", zap.String("key", key), zap.Error(err))
+	}
+}
+
+// thumb: GET /api/v1/media/{id}/thumb, the JPEG preview.
+func (h *Handler) thumb(w http.ResponseWriter, r *http.Request, user string) {
+	rec, ok := h.readable(w, r, user)
+	if !ok {
+		return
+	}
+	if !rec.Thumb || rec.State != catalog.Ready {
+		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no preview (yet)")
+		return
+	}
+	h.stream(w, r, catalog.ThumbKey(rec.ID), "image/jpeg")
+}
+
+// IDFromURL returns the upload id in an attachment url (URLPrefix+id,
+// relative or absolute).
+func IDFromURL(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(u.Path, URLPrefix)
+	return id, ok && catalog.ValidID(id)
+}

@@ -13,8 +13,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/parley-chat/parley/pkg/media/catalog"
 	"github.com/parley-chat/parley/pkg/media/derive"
 	"github.com/parley-chat/parley/pkg/media/inspect"
+	"github.com/parley-chat/parley/pkg/media/mediaclient"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
 	"github.com/parley-chat/parley/pkg/media/objstore"
 	"github.com/parley-chat/parley/pkg/store"
@@ -509,5 +512,59 @@ func TestDerivatives(t *testing.T) {
 			t.Fatalf("poster frame %+v, %v", cfg, err)
 		}
 		e.wantBytes("ann", c.URL, clip)
+	})
+}
+
+// cutOnce is a transport that drops the connection of the first PATCH
+// after n bytes of its body.
+type cutOnce struct {
+	n    int
+	done atomic.Bool
+}
+
+func (c *cutOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == "PATCH" && c.done.CompareAndSwap(false, true) {
+		r.Body = io.NopCloser(io.MultiReader(io.LimitReader(r.Body, int64(c.n)), failing{}))
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+type failing struct{}
+
+func (failing) Read([]byte) (int, error) { return 0, errors.New("cable pulled") }
+
+// TestGoClient: the Go upload client resumes after a dropped connection.
+func TestGoClient(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		file := mediatest.Random(maxFile)
+		var progress []int64
+		c := &mediaclient.Client{HTTP: &http.Client{Transport: &cutOnce{n: 300 << 10}}, Base: e.srv.URL, Token: e.token("ann")}
+		u, err := c.Upload(context.Background(), "big.bin", bytes.NewReader(file), int64(len(file)), mediaclient.Options{
+			OneShotMax: 64 << 10, ChunkSize: 700 << 10, RetryWait: 10 * time.Millisecond,
+			OnProgress: func(sent, _ int64) { progress = append(progress, sent) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Size != int64(len(file)) || u.State != "ready" || len(progress) < 3 || progress[len(progress)-1] != int64(len(file)) {
+			t.Fatalf("upload %+v, progress %v", u, progress)
+		}
+		// After the cut the client went on from what the server kept.
+		if !slices.ContainsFunc(progress, func(n int64) bool { return n > 0 && n <= 300<<10 }) {
+			t.Fatalf("progress %v shows no resume after the cut at 300 KiB", progress)
+		}
+		e.wantBytes("ann", u.URL, file)
+
+		// Small files go in one request; refusals carry their code.
+		small, err := c.Upload(context.Background(), "s.txt", strings.NewReader("hello"), 5, mediaclient.Options{})
+		if err != nil || small.ContentType != "text/plain" {
+			t.Fatalf("small upload %+v, %v", small, err)
+		}
+		bomb := mediatest.PixelBomb(t, 100_000, 100_000)
+		_, err = c.Upload(context.Background(), "b.png", bytes.NewReader(bomb), int64(len(bomb)), mediaclient.Options{})
+		var apiErr *mediaclient.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != media.CodeImageTooLarge {
+			t.Fatalf("bomb upload: %v", err)
+		}
 	})
 }

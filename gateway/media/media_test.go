@@ -27,12 +27,12 @@ import (
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus/bustest"
 	blob "github.com/parley-chat/parley/pkg/media"
+	"github.com/parley-chat/parley/pkg/media/backend"
 	"github.com/parley-chat/parley/pkg/media/catalog"
 	"github.com/parley-chat/parley/pkg/media/derive"
 	"github.com/parley-chat/parley/pkg/media/inspect"
 	"github.com/parley-chat/parley/pkg/media/mediaclient"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
-	"github.com/parley-chat/parley/pkg/media/objstore"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
@@ -60,16 +60,12 @@ type env struct {
 func backends(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, b := range []struct {
 		name string
-		open func(t *testing.T, js jetstream.JetStream) blob.Store
+		cfg  func(t *testing.T) backend.Config
 	}{
-		{"objstore", func(t *testing.T, js jetstream.JetStream) blob.Store {
-			st, err := objstore.Open(context.Background(), js, objstore.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
+		{"objstore", func(*testing.T) backend.Config { return backend.Config{} }},
+		{"s3", func(t *testing.T) backend.Config {
+			return backend.Config{Kind: "s3", S3: mediatest.S3Config(t)}
 		}},
-		{"s3", func(t *testing.T, _ jetstream.JetStream) blob.Store { return mediatest.S3(t) }},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -79,7 +75,10 @@ func backends(t *testing.T, fn func(t *testing.T, e *env)) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			blobs := b.open(t, js)
+			blobs, err := backend.Open(ctx, js, b.cfg(t))
+			if err != nil {
+				t.Fatal(err)
+			}
 			cat, err := catalog.Open(ctx, js, catalog.Config{})
 			if err != nil {
 				t.Fatal(err)

@@ -246,18 +246,24 @@ func RequireS3(t testing.TB) {
 	t.Skip(msg)
 }
 
-// S3 requires the test server and returns a store on a new bucket with a
-// random name.
-func S3(t testing.TB) *s3store.Store {
+// S3Config requires the test server and returns the configuration of a
+// new bucket with a random name.
+func S3Config(t testing.TB) s3store.Config {
 	t.Helper()
 	RequireS3(t)
-	st, err := s3store.Open(context.Background(), s3store.Config{
+	return s3store.Config{
 		Endpoint:  S3Endpoint(),
 		AccessKey: TestAccessKey,
 		SecretKey: TestSecretKey,
 		Region:    "us-east-1",
 		Bucket:    "parley-test-" + hex.EncodeToString(Random(6)),
-	})
+	}
+}
+
+// S3 returns a store on a new bucket of the test server.
+func S3(t testing.TB) *s3store.Store {
+	t.Helper()
+	st, err := s3store.Open(context.Background(), S3Config(t))
 	if err != nil {
 		t.Fatal(err)
 	}

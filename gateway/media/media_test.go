@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
@@ -52,12 +53,16 @@ type env struct {
 	blobs     blob.Store
 	rooms     *pebblestore.Store
 	signer    *auth.Signer
+	nc        *nats.Conn
 	redirects bool // the backend presigns downloads
 }
 
 // backends runs fn once per media backend: the embedded object store and
 // S3 (a real versitygw, see deploy/s3).
-func backends(t *testing.T, fn func(t *testing.T, e *env)) {
+func backends(t *testing.T, fn func(t *testing.T, e *env)) { backendsScan(t, false, fn) }
+
+// backendsScan is backends with the virus-scan hook on or off.
+func backendsScan(t *testing.T, scan bool, fn func(t *testing.T, e *env)) {
 	for _, b := range []struct {
 		name string
 		cfg  func(t *testing.T) backend.Config
@@ -87,7 +92,7 @@ func backends(t *testing.T, fn func(t *testing.T, e *env)) {
 				t.Fatal(err)
 			}
 			ff, _ := inspect.FindFFmpeg()
-			go derive.NewWorker(nc, js, cat, blobs, ff, derive.Config{}, zaptest.NewLogger(t)).Run(ctx)
+			go derive.NewWorker(nc, js, cat, blobs, ff, derive.Config{Scan: scan, ScanTimeout: 5 * time.Second}, zaptest.NewLogger(t)).Run(ctx)
 
 			rooms, err := pebblestore.Open(t.TempDir(), zaptest.NewLogger(t))
 			if err != nil {
@@ -112,12 +117,12 @@ func backends(t *testing.T, fn func(t *testing.T, e *env)) {
 				c, err := signer.Verify(tok)
 				return c.User, err
 			})
-			h := media.New(media.Config{MaxFileBytes: maxFile, UserQuotaBytes: quota, MaxPixels: 20_000_000},
+			h := media.New(media.Config{MaxFileBytes: maxFile, UserQuotaBytes: quota, MaxPixels: 20_000_000, Scan: scan},
 				authn, rooms, cat, blobs, js, zaptest.NewLogger(t))
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
 			_, err = blobs.PresignGet(ctx, "x", blob.Presign{TTL: time.Minute})
-			fn(t, &env{t: t, srv: srv, h: h, cat: cat, blobs: blobs, rooms: rooms, signer: signer, redirects: err == nil})
+			fn(t, &env{t: t, nc: nc, srv: srv, h: h, cat: cat, blobs: blobs, rooms: rooms, signer: signer, redirects: err == nil})
 		})
 	}
 }
@@ -564,6 +569,61 @@ func TestGoClient(t *testing.T) {
 		var apiErr *mediaclient.Error
 		if !errors.As(err, &apiErr) || apiErr.Code != media.CodeImageTooLarge {
 			t.Fatalf("bomb upload: %v", err)
+		}
+	})
+}
+
+// TestScanHook: with a virus scanner plugged in, a file is downloadable
+// only after its verdict, and one it refuses never is.
+func TestScanHook(t *testing.T) {
+	backendsScan(t, true, func(t *testing.T, e *env) {
+		release := make(chan struct{})
+		sub, err := e.nc.Subscribe(derive.ScanSubject, func(m *nats.Msg) {
+			<-release
+			var req derive.ScanRequest
+			json.Unmarshal(m.Data, &req)
+			rc, _, err := e.blobs.Get(context.Background(), req.Key)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			out, _ := json.Marshal(derive.ScanReply{Clean: !bytes.Contains(b, []byte("EICAR")), Reason: "EICAR test file"})
+			m.Respond(out)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		img := mediatest.PNG(t, 64, 64)
+		good := e.upload("ann", "ok.png", img)
+		if good.State != catalog.Scanning {
+			t.Fatalf("state before the verdict: %s", good.State)
+		}
+		wantError(t, e.do("ann", "GET", good.URL, nil, nil), http.StatusConflict, media.CodeNotReady)
+		close(release)
+		e.waitFor("ann", good, func(u media.Upload) bool { return u.State == catalog.Ready })
+		e.wantBytes("ann", good.URL, img)
+
+		bad := e.upload("ann", "eicar.txt", []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`))
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r, err := e.cat.Get(context.Background(), bad.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.State == catalog.Rejected {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("infected upload still %s", r.State)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.wantNotFound("ann", bad.URL)
+		if e.attach("ann", "9", bad.URL) == nil {
+			t.Fatal("a rejected upload was attached")
 		}
 	})
 }

@@ -16,9 +16,8 @@
 //   - Risky types (anything a browser could execute) are always served by
 //     the gateway as attachments with nosniff; other downloads from S3 are
 //     redirects to short-lived presigned URLs.
-//   - Deleting the last message that carries an upload deletes it; an
-//     upload never sent is collected Config.UnsentTTL after its last
-//     change.
+//   - Who may read an upload, and its references from messages, are
+//     package refs' job: the handler asks it at every download.
 package media
 
 import (
@@ -29,7 +28,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -42,7 +40,7 @@ import (
 	"github.com/parley-chat/parley/pkg/media/catalog"
 	"github.com/parley-chat/parley/pkg/media/derive"
 	"github.com/parley-chat/parley/pkg/media/inspect"
-	"github.com/parley-chat/parley/pkg/store"
+	"github.com/parley-chat/parley/pkg/media/refs"
 )
 
 // Authenticator names the user a request is authenticated as (the
@@ -56,12 +54,6 @@ type AuthFunc func(r *http.Request) (string, error)
 
 func (f AuthFunc) Authenticate(r *http.Request) (string, error) { return f(r) }
 
-// Members looks up a membership: store.ErrNotFound when user is not a
-// member of room. store.RoomStore has it.
-type Members interface {
-	Member(ctx context.Context, room, user string) (store.Member, error)
-}
-
 // Config of the handler; zero fields take the defaults.
 type Config struct {
 	MaxFileBytes   int64         // default 100 MiB
@@ -69,7 +61,6 @@ type Config struct {
 	MaxPixels      int           // default 50 megapixels
 	Scan           bool          // uploads wait for the virus-scan hook (package derive)
 	PresignTTL     time.Duration // default 5 minutes
-	UnsentTTL      time.Duration // default 24 hours
 }
 
 func (c *Config) defaults() {
@@ -85,34 +76,31 @@ func (c *Config) defaults() {
 	if c.PresignTTL <= 0 {
 		c.PresignTTL = 5 * time.Minute
 	}
-	if c.UnsentTTL <= 0 {
-		c.UnsentTTL = 24 * time.Hour
-	}
 }
 
 // Handler serves the routes below.
 type Handler struct {
-	cfg     Config
-	auth    Authenticator
-	members Members
-	cat     *catalog.Catalog
-	blobs   blob.Store
-	js      jetstream.JetStream
-	log     *zap.Logger
-	mux     *http.ServeMux
+	cfg   Config
+	auth  Authenticator
+	refs  *refs.Refs
+	cat   *catalog.Catalog
+	blobs blob.Store
+	js    jetstream.JetStream
+	log   *zap.Logger
+	mux   *http.ServeMux
 }
 
 // New returns the handler. js is used to enqueue derivative jobs (the
 // derive work queue must exist: derive.EnsureQueue).
-func New(cfg Config, auth Authenticator, members Members, cat *catalog.Catalog, blobs blob.Store, js jetstream.JetStream, log *zap.Logger) *Handler {
+func New(cfg Config, auth Authenticator, keeper *refs.Refs, cat *catalog.Catalog, blobs blob.Store, js jetstream.JetStream, log *zap.Logger) *Handler {
 	cfg.defaults()
-	h := &Handler{cfg: cfg, auth: auth, members: members, cat: cat, blobs: blobs, js: js, log: log, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, auth: auth, refs: keeper, cat: cat, blobs: blobs, js: js, log: log, mux: http.NewServeMux()}
 	h.Routes(h.mux.Handle)
 	return h
 }
 
 // URLPrefix starts the url of every upload: URLPrefix + id.
-const URLPrefix = "/api/v1/media/"
+const URLPrefix = refs.URLPrefix
 
 // Routes registers each route with handle, e.g. a gateway's router's
 // Handle.
@@ -242,7 +230,7 @@ func (h *Handler) oneShot(w http.ResponseWriter, r *http.Request, user string) {
 		return
 	}
 	if err := h.cat.Create(r.Context(), rec); err != nil {
-		h.discard(r.Context(), rec)
+		h.refs.Discard(r.Context(), rec)
 		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}
@@ -311,24 +299,6 @@ func (h *Handler) enqueue(ctx context.Context, id string) {
 	}
 }
 
-// discard deletes an upload's bytes and record and gives its reservation
-// back.
-func (h *Handler) discard(ctx context.Context, rec catalog.Record) error {
-	keys := []string{catalog.BlobKey(rec.ID), catalog.ThumbKey(rec.ID)}
-	for _, p := range rec.Parts {
-		keys = append(keys, p.Key)
-	}
-	for _, k := range keys {
-		if err := h.blobs.Delete(ctx, k); err != nil {
-			return err
-		}
-	}
-	if err := h.cat.Delete(ctx, rec.ID); err != nil {
-		return err
-	}
-	return h.cat.Release(ctx, rec.Owner, rec.Reserved)
-}
-
 // readable loads an upload the user may fetch; it answers 404 alike for
 // ids that do not exist and ids the user may not see.
 func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) (catalog.Record, bool) {
@@ -347,7 +317,7 @@ func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) 
 		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return rec, false
 	}
-	ok, err := h.mayRead(r.Context(), rec, user)
+	ok, err := h.refs.MayRead(r.Context(), rec, user)
 	if err != nil {
 		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return rec, false
@@ -357,23 +327,6 @@ func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) 
 		return rec, false
 	}
 	return rec, true
-}
-
-// mayRead: the owner until sent; then members of a room it was sent in.
-func (h *Handler) mayRead(ctx context.Context, rec catalog.Record, user string) (bool, error) {
-	if !rec.Sent {
-		return rec.Owner == user, nil
-	}
-	for _, ref := range rec.Refs {
-		_, err := h.members.Member(ctx, ref.Room, user)
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return false, err
-		}
-	}
-	return false, nil
 }
 
 func (h *Handler) info(w http.ResponseWriter, r *http.Request, user string) {
@@ -453,15 +406,4 @@ func (h *Handler) thumb(w http.ResponseWriter, r *http.Request, user string) {
 		return
 	}
 	h.stream(w, r, catalog.ThumbKey(rec.ID), "image/jpeg")
-}
-
-// IDFromURL returns the upload id in an attachment url (URLPrefix+id,
-// relative or absolute).
-func IDFromURL(s string) (string, bool) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	id, ok := strings.CutPrefix(u.Path, URLPrefix)
-	return id, ok && catalog.ValidID(id)
 }

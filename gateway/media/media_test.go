@@ -34,6 +34,7 @@ import (
 	"github.com/parley-chat/parley/pkg/media/inspect"
 	"github.com/parley-chat/parley/pkg/media/mediaclient"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
+	"github.com/parley-chat/parley/pkg/media/refs"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
@@ -48,7 +49,7 @@ const (
 type env struct {
 	t         *testing.T
 	srv       *httptest.Server
-	h         *media.Handler
+	refs      *refs.Refs
 	cat       *catalog.Catalog
 	blobs     blob.Store
 	rooms     *pebblestore.Store
@@ -117,12 +118,13 @@ func backendsScan(t *testing.T, scan bool, fn func(t *testing.T, e *env)) {
 				c, err := signer.Verify(tok)
 				return c.User, err
 			})
+			keeper := refs.New(cat, blobs, rooms, 0, zaptest.NewLogger(t))
 			h := media.New(media.Config{MaxFileBytes: maxFile, UserQuotaBytes: quota, MaxPixels: 20_000_000, Scan: scan},
-				authn, rooms, cat, blobs, js, zaptest.NewLogger(t))
+				authn, keeper, cat, blobs, js, zaptest.NewLogger(t))
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
 			_, err = blobs.PresignGet(ctx, "x", blob.Presign{TTL: time.Minute})
-			fn(t, &env{t: t, nc: nc, srv: srv, h: h, cat: cat, blobs: blobs, rooms: rooms, signer: signer, redirects: err == nil})
+			fn(t, &env{t: t, nc: nc, srv: srv, refs: keeper, cat: cat, blobs: blobs, rooms: rooms, signer: signer, redirects: err == nil})
 		})
 	}
 }
@@ -228,7 +230,7 @@ func (e *env) wantNotFound(user, path string) {
 }
 
 func (e *env) attach(sender, msg string, urls ...string) error {
-	return e.h.Attach(context.Background(), sender, room, msg, urls)
+	return e.refs.Attach(context.Background(), sender, room, msg, urls)
 }
 
 func (e *env) reserved(user string) int64 {
@@ -249,7 +251,7 @@ func TestAccess(t *testing.T) {
 		// Before it is sent, only its uploader sees it.
 		e.wantBytes("ann", u.URL, img)
 		e.wantNotFound("bob", u.URL)
-		if err := e.attach("bob", "1", u.URL); !errors.Is(err, media.ErrNotAttachable) {
+		if err := e.attach("bob", "1", u.URL); !errors.Is(err, refs.ErrNotAttachable) {
 			t.Fatalf("bob sends ann's unsent upload: %v", err)
 		}
 		if err := e.attach("ann", "1", u.URL, "https://elsewhere.example/x.png"); err != nil {
@@ -287,7 +289,7 @@ func TestAccess(t *testing.T) {
 		e.wantBytes("ann", u.URL, img)
 
 		// Deleting the message makes the file unreachable.
-		if err := e.h.Detach(context.Background(), room, "1"); err != nil {
+		if err := e.refs.Detach(context.Background(), room, "1"); err != nil {
 			t.Fatal(err)
 		}
 		e.wantNotFound("ann", u.URL)
@@ -480,10 +482,10 @@ func TestCollect(t *testing.T) {
 		resp := e.do("ann", "PATCH", "/api/v1/uploads/"+half.ID, bytes.NewReader(make([]byte, 40)), map[string]string{"Upload-Offset": "0"})
 		resp.Body.Close()
 
-		if n, err := e.h.Collect(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		if n, err := e.refs.Collect(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
 			t.Fatalf("Collect within the TTL deleted %d, %v", n, err)
 		}
-		if n, err := e.h.Collect(ctx, time.Now().Add(25*time.Hour)); err != nil || n != 2 {
+		if n, err := e.refs.Collect(ctx, time.Now().Add(25*time.Hour)); err != nil || n != 2 {
 			t.Fatalf("Collect after the TTL deleted %d, %v; want 2", n, err)
 		}
 		e.wantNotFound("ann", unsent.URL)

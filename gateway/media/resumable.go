@@ -174,7 +174,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rec catalog.Rec
 	final := rec
 	if !h.ingest(w, r.WithContext(ctx), &final, &partsReader{ctx: ctx, h: h, parts: parts}, rec.Reserved) {
 		rec.Reserved = 0 // ingest gave it back
-		_ = h.discard(ctx, rec)
+		_ = h.refs.Discard(ctx, rec)
 		return
 	}
 	final.Parts, final.Offset = nil, 0
@@ -239,7 +239,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, user string) {
 	if !ok {
 		return
 	}
-	if err := h.discard(r.Context(), rec); err != nil {
+	if err := h.refs.Discard(r.Context(), rec); err != nil {
 		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}

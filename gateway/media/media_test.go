@@ -47,7 +47,7 @@ const (
 )
 
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	srv       *httptest.Server
 	refs      *refs.Refs
 	cat       *catalog.Catalog
@@ -58,75 +58,82 @@ type env struct {
 	redirects bool // the backend presigns downloads
 }
 
-// backends runs fn once per media backend: the embedded object store and
-// S3 (a real versitygw, see deploy/s3).
+// backendConfigs are the media backends the tests run on: the embedded
+// object store and S3 (a real versitygw, see deploy/s3).
+var backendConfigs = []struct {
+	name string
+	cfg  func(t testing.TB) backend.Config
+}{
+	{"objstore", func(testing.TB) backend.Config { return backend.Config{} }},
+	{"s3", func(t testing.TB) backend.Config { return backend.Config{Kind: "s3", S3: mediatest.S3Config(t)} }},
+}
+
+// backends runs fn once per media backend.
 func backends(t *testing.T, fn func(t *testing.T, e *env)) { backendsScan(t, false, fn) }
 
 // backendsScan is backends with the virus-scan hook on or off.
 func backendsScan(t *testing.T, scan bool, fn func(t *testing.T, e *env)) {
-	for _, b := range []struct {
-		name string
-		cfg  func(t *testing.T) backend.Config
-	}{
-		{"objstore", func(*testing.T) backend.Config { return backend.Config{} }},
-		{"s3", func(t *testing.T) backend.Config {
-			return backend.Config{Kind: "s3", S3: mediatest.S3Config(t)}
-		}},
-	} {
+	for _, b := range backendConfigs {
 		t.Run(b.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			nc := bustest.Connect(t)
-			js, err := jetstream.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			blobs, err := backend.Open(ctx, js, b.cfg(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cat, err := catalog.Open(ctx, js, catalog.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := derive.EnsureQueue(ctx, js, 1); err != nil {
-				t.Fatal(err)
-			}
-			ff, _ := inspect.FindFFmpeg()
-			go derive.NewWorker(nc, js, cat, blobs, ff, derive.Config{Scan: scan, ScanTimeout: 5 * time.Second}, zaptest.NewLogger(t)).Run(ctx)
-
-			rooms, err := pebblestore.Open(t.TempDir(), zaptest.NewLogger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { rooms.Close() })
-			now := time.Now().UTC().Truncate(time.Millisecond)
-			err = rooms.CreateRoom(ctx, store.Room{ID: room, Kind: store.RoomGroup, Name: "r", CreatedBy: "ann", CreatedAt: now},
-				[]store.Member{{User: "ann", Role: store.RoleOwner, JoinedAt: now}, {User: "bob", Role: store.RoleMember, JoinedAt: now}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			signer, err := auth.NewSigner([]byte("0123456789abcdef0123456789abcdef"), time.Hour)
-			if err != nil {
-				t.Fatal(err)
-			}
-			authn := media.AuthFunc(func(r *http.Request) (string, error) {
-				tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-				if !ok {
-					return "", errors.New("no token")
-				}
-				c, err := signer.Verify(tok)
-				return c.User, err
-			})
-			keeper := refs.New(cat, blobs, rooms, 0, zaptest.NewLogger(t))
-			h := media.New(media.Config{MaxFileBytes: maxFile, UserQuotaBytes: quota, MaxPixels: 20_000_000, Scan: scan},
-				authn, keeper, cat, blobs, js, zaptest.NewLogger(t))
-			srv := httptest.NewServer(h)
-			t.Cleanup(srv.Close)
-			_, err = blobs.PresignGet(ctx, "x", blob.Presign{TTL: time.Minute})
-			fn(t, &env{t: t, nc: nc, srv: srv, refs: keeper, cat: cat, blobs: blobs, rooms: rooms, signer: signer, redirects: err == nil})
+			fn(t, setup(t, b.cfg(t), media.Config{MaxFileBytes: maxFile, UserQuotaBytes: quota, MaxPixels: 20_000_000, Scan: scan}))
 		})
 	}
+}
+
+// setup starts NATS, a derive worker, a room store with room (ann and
+// bob), and the handler with hc on cfg's backend.
+func setup(t testing.TB, cfg backend.Config, hc media.Config) *env {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	nc := bustest.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := backend.Open(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Open(ctx, js, catalog.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := derive.EnsureQueue(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	ff, _ := inspect.FindFFmpeg()
+	go derive.NewWorker(nc, js, cat, blobs, ff, derive.Config{Scan: hc.Scan, ScanTimeout: 5 * time.Second}, zaptest.NewLogger(t)).Run(ctx)
+
+	rooms, err := pebblestore.Open(t.TempDir(), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rooms.Close() })
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	err = rooms.CreateRoom(ctx, store.Room{ID: room, Kind: store.RoomGroup, Name: "r", CreatedBy: "ann", CreatedAt: now},
+		[]store.Member{{User: "ann", Role: store.RoleOwner, JoinedAt: now}, {User: "bob", Role: store.RoleMember, JoinedAt: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := auth.NewSigner([]byte("0123456789abcdef0123456789abcdef"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := media.AuthFunc(func(r *http.Request) (string, error) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return "", errors.New("no token")
+		}
+		c, err := signer.Verify(tok)
+		return c.User, err
+	})
+	keeper := refs.New(cat, blobs, rooms, 0, zaptest.NewLogger(t))
+	h := media.New(hc,
+		authn, keeper, cat, blobs, js, zaptest.NewLogger(t))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	_, err = blobs.PresignGet(ctx, "x", blob.Presign{TTL: time.Minute})
+	return &env{t: t, nc: nc, srv: srv, refs: keeper, cat: cat, blobs: blobs, rooms: rooms, signer: signer, redirects: err == nil}
 }
 
 func (e *env) token(user string) string {
@@ -159,7 +166,7 @@ func (e *env) do(user, method, path string, body io.Reader, hdr map[string]strin
 }
 
 // wantError checks a failed answer's status and documented code.
-func wantError(t *testing.T, resp *http.Response, status int, code string) {
+func wantError(t testing.TB, resp *http.Response, status int, code string) {
 	t.Helper()
 	defer resp.Body.Close()
 	var body struct {
@@ -171,7 +178,7 @@ func wantError(t *testing.T, resp *http.Response, status int, code string) {
 	}
 }
 
-func decode[T any](t *testing.T, resp *http.Response, status int) T {
+func decode[T any](t testing.TB, resp *http.Response, status int) T {
 	t.Helper()
 	defer resp.Body.Close()
 	var v T

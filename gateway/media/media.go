@@ -22,12 +22,14 @@ package media
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -60,7 +62,10 @@ type Config struct {
 	UserQuotaBytes int64         // bytes in a user's unsent uploads, default 1 GiB
 	MaxPixels      int           // default 50 megapixels
 	Scan           bool          // uploads wait for the virus-scan hook (package derive)
-	PresignTTL     time.Duration // default 5 minutes
+	PresignTTL     time.Duration // presigned URLs and links, default 5 minutes
+	// LinkKey signs the gateway's links (see links.go); every gateway of a
+	// deployment needs the same key. Empty: a random key, for one gateway.
+	LinkKey []byte
 }
 
 func (c *Config) defaults() {
@@ -75,6 +80,10 @@ func (c *Config) defaults() {
 	}
 	if c.PresignTTL <= 0 {
 		c.PresignTTL = 5 * time.Minute
+	}
+	if len(c.LinkKey) == 0 {
+		c.LinkKey = make([]byte, 32)
+		rand.Read(c.LinkKey)
 	}
 }
 
@@ -117,6 +126,7 @@ func (h *Handler) Routes(handle func(pattern string, handler http.Handler)) {
 	} {
 		handle(pattern, h.authed(fn))
 	}
+	handle("GET /api/v1/media/{id}/link/{variant}", http.HandlerFunc(h.link))
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -131,6 +141,7 @@ const (
 	CodeImageTooLarge   = "IMAGE_TOO_LARGE"
 	CodeOffsetMismatch  = "OFFSET_MISMATCH"
 	CodeNotReady        = "NOT_READY"
+	CodeLinkExpired     = "LINK_EXPIRED"
 	CodeUnavailable     = "UNAVAILABLE"
 )
 
@@ -180,6 +191,11 @@ type Upload struct {
 	Height      int           `json:"height,omitempty"`
 	DurationMS  int64         `json:"duration_ms,omitempty"`
 	ThumbURL    string        `json:"thumb_url,omitempty"`
+	// Links, in info answers only: URLs that need no Authorization header
+	// (for <img src>, <video>, a download link), valid until LinksExpire.
+	FileLink    string     `json:"file_link,omitempty"`
+	ThumbLink   string     `json:"thumb_link,omitempty"`
+	LinksExpire *time.Time `json:"links_expire,omitempty"`
 }
 
 func uploadJSON(r catalog.Record) Upload {
@@ -330,49 +346,78 @@ func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) 
 }
 
 func (h *Handler) info(w http.ResponseWriter, r *http.Request, user string) {
-	if rec, ok := h.readable(w, r, user); ok {
-		writeJSON(w, http.StatusOK, uploadJSON(rec))
-	}
-}
-
-// download: GET /api/v1/media/{id}.
-func (h *Handler) download(w http.ResponseWriter, r *http.Request, user string) {
 	rec, ok := h.readable(w, r, user)
 	if !ok {
 		return
 	}
+	u := uploadJSON(rec)
+	if err := h.addLinks(r.Context(), rec, &u); err != nil {
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	writeJSON(w, http.StatusOK, u)
+}
+
+// download: GET /api/v1/media/{id}.
+func (h *Handler) download(w http.ResponseWriter, r *http.Request, user string) {
+	if rec, ok := h.readable(w, r, user); ok {
+		h.serveFile(w, r, rec)
+	}
+}
+
+// disposition is the Content-Disposition of rec's bytes: inline for media
+// a browser only displays, attachment for anything else.
+func disposition(rec catalog.Record) string {
+	d := "inline"
+	if rec.Risky || rec.Kind == inspect.KindFile {
+		d = "attachment"
+	}
+	if rec.Name != "" {
+		d = mime.FormatMediaType(d, map[string]string{"filename": rec.Name})
+	}
+	return d
+}
+
+// presigned is the backend's presigned URL of rec's bytes where it has
+// them and rec may be served from there (not risky), else nil.
+func (h *Handler) presigned(ctx context.Context, rec catalog.Record) (*url.URL, error) {
+	if rec.Risky {
+		return nil, nil
+	}
+	u, err := h.blobs.PresignGet(ctx, catalog.BlobKey(rec.ID), blob.Presign{
+		TTL: h.cfg.PresignTTL, ContentType: rec.ContentType, ContentDisposition: disposition(rec),
+	})
+	if errors.Is(err, blob.ErrNoPresign) {
+		return nil, nil
+	}
+	return u, err
+}
+
+// serveFile answers with the bytes of rec, which the caller may read: a
+// redirect to a presigned URL, or streamed.
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, rec catalog.Record) {
 	if rec.State != catalog.Ready {
 		h.fail(w, r, http.StatusConflict, CodeNotReady, "the file is being checked; try again shortly")
 		return
 	}
-	disposition := "inline"
-	if rec.Risky || rec.Kind == inspect.KindFile {
-		disposition = "attachment"
+	u, err := h.presigned(r.Context(), rec)
+	if err != nil {
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
 	}
-	if rec.Name != "" {
-		disposition = mime.FormatMediaType(disposition, map[string]string{"filename": rec.Name})
-	}
-	if !rec.Risky {
-		u, err := h.blobs.PresignGet(r.Context(), catalog.BlobKey(rec.ID), blob.Presign{
-			TTL: h.cfg.PresignTTL, ContentType: rec.ContentType, ContentDisposition: disposition,
-		})
-		if err == nil {
-			// The URL is the authorization: neither it nor the redirect may
-			// be cached beyond this user.
-			w.Header().Set("Cache-Control", "private, no-store")
-			http.Redirect(w, r, u.String(), http.StatusFound)
-			return
-		}
-		if !errors.Is(err, blob.ErrNoPresign) {
-			h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
-			return
-		}
+	if u != nil {
+		// The URL is the authorization: neither it nor the redirect may
+		// be cached beyond this user.
+		w.Header().Set("Cache-Control", "private, no-store")
+		http.Redirect(w, r, u.String(), http.StatusFound)
+		return
 	}
 	if rec.Risky {
 		// Even opened directly, the page may run nothing.
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	}
-	w.Header().Set("Content-Disposition", disposition)
+	w.Header().Set("Content-Disposition", disposition(rec))
 	h.stream(w, r, catalog.BlobKey(rec.ID), rec.ContentType)
 }
 
@@ -397,10 +442,12 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, key, contentTyp
 
 // thumb: GET /api/v1/media/{id}/thumb, the JPEG preview.
 func (h *Handler) thumb(w http.ResponseWriter, r *http.Request, user string) {
-	rec, ok := h.readable(w, r, user)
-	if !ok {
-		return
+	if rec, ok := h.readable(w, r, user); ok {
+		h.serveThumb(w, r, rec)
 	}
+}
+
+func (h *Handler) serveThumb(w http.ResponseWriter, r *http.Request, rec catalog.Record) {
 	if !rec.Thumb || rec.State != catalog.Ready {
 		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no preview (yet)")
 		return

@@ -287,6 +287,9 @@ func TestAccess(t *testing.T) {
 			t.Fatalf("thumbnail: %+v, %v", cfg, err)
 		}
 
+		// Links work without the Authorization header, for <img src>.
+		e.checkLinks("bob", u, img)
+
 		// A removed member loses access at once, thumbnail included.
 		if err := e.rooms.RemoveMember(context.Background(), room, "bob"); err != nil {
 			t.Fatal(err)
@@ -635,4 +638,46 @@ func TestScanHook(t *testing.T) {
 			t.Fatal("a rejected upload was attached")
 		}
 	})
+}
+
+// checkLinks fetches the info's links without credentials and checks that
+// a tampered one is refused.
+func (e *env) checkLinks(user string, u media.Upload, want []byte) {
+	e.t.Helper()
+	info := decode[media.Upload](e.t, e.do(user, "GET", u.URL+"/info", nil, nil), http.StatusOK)
+	if info.FileLink == "" || info.ThumbLink == "" || info.LinksExpire == nil {
+		e.t.Fatalf("info without links: %+v", info)
+	}
+	abs := func(link string) string {
+		if strings.HasPrefix(link, "/") {
+			return e.srv.URL + link
+		}
+		return link
+	}
+	get := func(link string) (*http.Response, []byte) {
+		resp, err := http.Get(abs(link))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, b
+	}
+	if resp, b := get(info.FileLink); resp.StatusCode != 200 || !bytes.Equal(b, want) {
+		e.t.Fatalf("file link: %s, %d bytes", resp.Status, len(b))
+	}
+	if resp, b := get(info.ThumbLink); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || len(b) == 0 {
+		e.t.Fatalf("thumb link: %s", resp.Status)
+	}
+	// A later expiry under the same signature is refused.
+	l, _ := url.Parse(info.ThumbLink)
+	q := l.Query()
+	exp, _ := strconv.ParseInt(q.Get("exp"), 10, 64)
+	q.Set("exp", strconv.FormatInt(exp+3600, 10))
+	l.RawQuery = q.Encode()
+	resp, err := http.Get(abs(l.String()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	wantError(e.t, resp, http.StatusForbidden, media.CodeLinkExpired)
 }

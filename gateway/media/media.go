@@ -31,9 +31,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -211,18 +211,23 @@ func uploadJSON(r catalog.Record) Upload {
 }
 
 // fileName is the client's name for the file (?name=), reduced to a safe
-// base name.
+// base name of at most 255 bytes.
 func fileName(r *http.Request) string {
 	n := path.Base(strings.ReplaceAll(r.URL.Query().Get("name"), "\\", "/"))
 	if n == "." || n == "/" {
 		return ""
 	}
-	return strings.Map(func(c rune) rune {
+	n = strings.Map(func(c rune) rune {
 		if c < 0x20 || c == 0x7f || c == '"' {
 			return -1
 		}
 		return c
-	}, n)
+	}, strings.ToValidUTF8(n, ""))
+	for len(n) > 255 {
+		_, size := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-size]
+	}
+	return n
 }
 
 // oneShot: POST /api/v1/media?name=…, the body is the file.
@@ -421,8 +426,10 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, rec catalog.
 	h.stream(w, r, catalog.BlobKey(rec.ID), rec.ContentType)
 }
 
+// stream serves a blob through the gateway, with Range requests (a video
+// player seeks with them) answered by http.ServeContent.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, key, contentType string) {
-	rc, info, err := h.blobs.Get(r.Context(), key)
+	info, err := h.blobs.Stat(r.Context(), key)
 	if errors.Is(err, blob.ErrNotFound) {
 		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such file")
 		return
@@ -431,12 +438,78 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, key, contentTyp
 		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 		return
 	}
-	defer rc.Close()
+	rs := &blobSeeker{ctx: r.Context(), blobs: h.blobs, key: key, size: info.Size}
+	defer rs.close()
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 	w.Header().Set("Cache-Control", "private, max-age=3600")
-	if _, err := io.Copy(w, rc); err != nil {
-		h.log.Info("download cut", zap.String("key", key), zap.Error(err))
+	http.ServeContent(w, r, "", time.Time{}, rs)
+	if rs.err != nil {
+		h.log.Info("download cut", zap.String("key", key), zap.Error(rs.err))
+	}
+}
+
+// blobSeeker is an io.ReadSeeker over a blob for http.ServeContent. The
+// store reads blobs from the start only, so a Read after a Seek opens the
+// blob again where needed and skips to the position.
+type blobSeeker struct {
+	ctx   context.Context
+	blobs blob.Store
+	key   string
+	size  int64
+	pos   int64         // where the next Read reads
+	rc    io.ReadCloser // open blob, at rcPos
+	rcPos int64
+	err   error // the last read error other than EOF
+}
+
+func (b *blobSeeker) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += b.pos
+	case io.SeekEnd:
+		off += b.size
+	}
+	if off < 0 {
+		return 0, errors.New("seek before the start")
+	}
+	b.pos = off
+	return off, nil
+}
+
+func (b *blobSeeker) Read(p []byte) (int, error) {
+	if b.pos >= b.size {
+		return 0, io.EOF
+	}
+	if b.rc == nil || b.rcPos > b.pos {
+		b.close()
+		rc, _, err := b.blobs.Get(b.ctx, b.key)
+		if err != nil {
+			b.err = err
+			return 0, err
+		}
+		b.rc, b.rcPos = rc, 0
+	}
+	if b.rcPos < b.pos {
+		n, err := io.CopyN(io.Discard, b.rc, b.pos-b.rcPos)
+		b.rcPos += n
+		if err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
+	n, err := b.rc.Read(p)
+	b.pos += int64(n)
+	b.rcPos += int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *blobSeeker) close() {
+	if b.rc != nil {
+		b.rc.Close()
+		b.rc = nil
 	}
 }
 

@@ -342,6 +342,20 @@ func TestRiskyAsAttachment(t *testing.T) {
 		if resp.StatusCode != 200 || !bytes.Equal(body, page) {
 			t.Fatalf("risky download: %s", resp.Status)
 		}
+		// Range requests are answered (video players seek with them).
+		resp = e.do("bob", "GET", u.URL, nil, map[string]string{"Range": "bytes=20-39"})
+		part, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, page[20:40]) {
+			t.Fatalf("range 20-39: %s %q", resp.Status, part)
+		}
+		// Two ranges, the second before the first: the blob is read again.
+		multi := e.do("bob", "GET", u.URL, nil, map[string]string{"Range": "bytes=40-49,0-9"})
+		both, _ := io.ReadAll(multi.Body)
+		multi.Body.Close()
+		if multi.StatusCode != http.StatusPartialContent || !bytes.Contains(both, page[40:50]) || !bytes.Contains(both, page[0:10]) {
+			t.Fatalf("ranges 40-49,0-9: %s %q", multi.Status, both)
+		}
 		h := resp.Header
 		if !strings.HasPrefix(h.Get("Content-Disposition"), "attachment") || h.Get("X-Content-Type-Options") != "nosniff" ||
 			!strings.Contains(h.Get("Content-Security-Policy"), "sandbox") || !strings.Contains(h.Get("Content-Disposition"), "filename=cat.png") {

@@ -214,7 +214,7 @@ func uploadJSON(r catalog.Record) Upload {
 // base name of at most 255 bytes.
 func fileName(r *http.Request) string {
 	n := path.Base(strings.ReplaceAll(r.URL.Query().Get("name"), "\\", "/"))
-	if n == "." || n == "/" {
+	if n == "." || n == ".." || n == "/" {
 		return ""
 	}
 	n = strings.Map(func(c rune) rune {

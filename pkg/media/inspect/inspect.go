@@ -182,7 +182,9 @@ func scaleDown(w, h int) (int, int) {
 	return max(w*ThumbSize/h, 1), ThumbSize
 }
 
-// FFmpeg runs ffprobe and ffmpeg from PATH.
+// FFmpeg runs ffprobe and ffmpeg from PATH on uploaded files, which are
+// untrusted: they may read local files only (no playlist or reference
+// fetching over the network).
 type FFmpeg struct {
 	probe, mpeg string
 }
@@ -203,7 +205,7 @@ func FindFFmpeg() (*FFmpeg, error) {
 
 // Duration of the audio or video file at path, in milliseconds.
 func (f *FFmpeg) Duration(ctx context.Context, path string) (int64, error) {
-	out, err := exec.CommandContext(ctx, f.probe, "-v", "error", "-show_entries", "format=duration",
+	out, err := exec.CommandContext(ctx, f.probe, "-v", "error", "-protocol_whitelist", "file", "-show_entries", "format=duration",
 		"-of", "default=noprint_wrappers=1:nokey=1", path).Output()
 	if err != nil {
 		return 0, fmt.Errorf("ffprobe: %w", err)
@@ -219,7 +221,7 @@ func (f *FFmpeg) Duration(ctx context.Context, path string) (int64, error) {
 // ThumbSize pixels on its longest side, to w.
 func (f *FFmpeg) Poster(ctx context.Context, path string, w io.Writer) error {
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, f.mpeg, "-v", "error", "-i", path, "-frames:v", "1",
+	cmd := exec.CommandContext(ctx, f.mpeg, "-v", "error", "-protocol_whitelist", "file,pipe", "-i", path, "-frames:v", "1",
 		"-vf", fmt.Sprintf("scale='min(%d,iw)':'min(%d,ih)':force_original_aspect_ratio=decrease", ThumbSize, ThumbSize),
 		"-f", "image2", "-c:v", "mjpeg", "pipe:1")
 	cmd.Stdout, cmd.Stderr = w, &stderr

@@ -242,21 +242,62 @@ func (h *Handler) oneShot(w http.ResponseWriter, r *http.Request, user string) {
 	if r.ContentLength >= 0 {
 		reserve = r.ContentLength
 	}
-	if !h.reserve(w, r, user, reserve) {
+	rec, ok := h.begin(w, r, user, reserve, true)
+	if !ok {
 		return
+	}
+	if rec, ok = h.complete(w, r, rec, r.Body); ok {
+		writeJSON(w, http.StatusCreated, uploadJSON(rec))
+	}
+}
+
+// begin reserves n bytes of user's quota and records a new upload that is
+// receiving them, so that a gateway dying midway leaves a record for the
+// collector, never a reservation without one.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request, user string, n int64, oneShot bool) (catalog.Record, bool) {
+	if !h.reserve(w, r, user, n) {
+		return catalog.Record{}, false
 	}
 	now := time.Now().UTC()
-	rec := catalog.Record{ID: catalog.NewID(), Owner: user, Name: fileName(r), Created: now, Updated: now}
-	if !h.ingest(w, r, &rec, r.Body, reserve) {
-		return
-	}
+	rec := catalog.Record{ID: catalog.NewID(), Owner: user, Name: fileName(r), State: catalog.Uploading, OneShot: oneShot,
+		Size: n, Reserved: n, Created: now, Updated: now}
 	if err := h.cat.Create(r.Context(), rec); err != nil {
-		h.refs.Discard(r.Context(), rec)
+		_ = h.cat.Release(context.WithoutCancel(r.Context()), user, n)
 		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
-		return
+		return rec, false
 	}
-	h.enqueue(r.Context(), rec.ID)
-	writeJSON(w, http.StatusCreated, uploadJSON(rec))
+	return rec, true
+}
+
+// complete streams body into rec's file through the checks of ingest and
+// records the finished upload, then drops rec's parts and enqueues its
+// previews. A refused upload is dropped whole.
+func (h *Handler) complete(w http.ResponseWriter, r *http.Request, rec catalog.Record, body io.Reader) (catalog.Record, bool) {
+	// Once the bytes are in, finishing must not depend on the client.
+	ctx := context.WithoutCancel(r.Context())
+	final := rec
+	if !h.ingest(w, r, &final, body, rec.Reserved) {
+		rec.Reserved = 0 // ingest gave it back
+		_ = h.refs.Discard(ctx, rec)
+		return rec, false
+	}
+	final.Parts, final.Offset, final.OneShot = nil, 0, false
+	_, err := h.cat.Update(ctx, rec.ID, func(x *catalog.Record) error {
+		if x.State != catalog.Uploading {
+			return errMoved
+		}
+		*x = final
+		return nil
+	})
+	if err != nil {
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return rec, false
+	}
+	for _, p := range rec.Parts {
+		_ = h.blobs.Delete(ctx, p.Key)
+	}
+	h.enqueue(ctx, rec.ID)
+	return final, true
 }
 
 func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, user string, n int64) bool {

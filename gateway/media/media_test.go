@@ -387,6 +387,19 @@ func TestLimits(t *testing.T) {
 		wantError(t, e.do("ann", "POST", "/api/v1/media", bytes.NewReader(mediatest.PixelBomb(t, 100_000, 100_000)), nil),
 			http.StatusUnprocessableEntity, media.CodeImageTooLarge)
 
+		// A one-shot upload cut halfway.
+		e.cut("ann", "POST", "/api/v1/media", "", big[:maxFile], 100<<10)
+		// Wait for the server to take it (or to be done with it already)…
+		for deadline := time.Now().Add(2 * time.Second); e.reserved("ann") == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		// … and to give everything back.
+		for deadline := time.Now().Add(10 * time.Second); e.reserved("ann") != 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a cut one-shot upload still holds %d bytes of quota", e.reserved("ann"))
+			}
+		}
+
 		// Nothing of the refused uploads is left, and nothing is disturbed.
 		after, _ := e.cat.IDs(ctx)
 		if len(after) != len(before) || e.reserved("ann") != 0 {
@@ -411,17 +424,17 @@ func TestLimits(t *testing.T) {
 	})
 }
 
-// patchCut sends a PATCH declaring the whole rest of the file but sends
-// only n bytes of it before the connection is cut.
-func (e *env) patchCut(user, id string, off int64, rest []byte, n int) {
+// cut sends a request declaring all of body but sends only n bytes of it
+// before the connection is cut.
+func (e *env) cut(user, method, path, extraHeader string, body []byte, n int) {
 	e.t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	fmt.Fprintf(c, "PATCH /api/v1/uploads/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n\r\n",
-		id, e.token(user), off, len(rest))
-	if _, err := c.Write(rest[:n]); err != nil {
+	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%sContent-Length: %d\r\n\r\n",
+		method, path, e.token(user), extraHeader, len(body))
+	if _, err := c.Write(body[:n]); err != nil {
 		e.t.Fatal(err)
 	}
 	c.Close()
@@ -453,7 +466,7 @@ func TestResumable(t *testing.T) {
 		e.wantNotFound("ann", up.URL)
 
 		// The connection is cut after 700 KiB of a PATCH.
-		e.patchCut("ann", up.ID, 0, file, 700<<10)
+		e.cut("ann", "PATCH", "/api/v1/uploads/"+up.ID, "Upload-Offset: 0\r\n", file, 700<<10)
 		var off int64
 		for deadline := time.Now().Add(10 * time.Second); off == 0; time.Sleep(20 * time.Millisecond) {
 			if off = e.offset("ann", up.ID); time.Now().After(deadline) {

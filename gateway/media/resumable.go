@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	blob "github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/catalog"
@@ -42,15 +41,8 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, user string) {
 		h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
 		return
 	}
-	if !h.reserve(w, r, user, n) {
-		return
-	}
-	now := time.Now().UTC()
-	rec := catalog.Record{ID: catalog.NewID(), Owner: user, Name: fileName(r), State: catalog.Uploading,
-		Size: n, Reserved: n, Created: now, Updated: now}
-	if err := h.cat.Create(r.Context(), rec); err != nil {
-		_ = h.cat.Release(r.Context(), user, n)
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	rec, ok := h.begin(w, r, user, n, false)
+	if !ok {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/uploads/"+rec.ID)
@@ -61,7 +53,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, user string) {
 // pending loads the caller's own unfinished upload.
 func (h *Handler) pending(w http.ResponseWriter, r *http.Request, user string) (catalog.Record, bool) {
 	return h.own(w, r, "no such unfinished upload of yours", func(rec catalog.Record) bool {
-		return rec.Owner == user && rec.State == catalog.Uploading
+		return rec.Owner == user && rec.State == catalog.Uploading && !rec.OneShot
 	})
 }
 
@@ -166,34 +158,13 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, user string) {
 
 var errMoved = errors.New("upload moved on")
 
-// finish joins the parts into the file through the same checks as a
-// one-shot upload, then drops the parts.
+// finish joins the parts into the file, streaming, through the same
+// checks as a one-shot upload.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rec catalog.Record) {
-	ctx := context.WithoutCancel(r.Context())
-	parts := rec.Parts
-	final := rec
-	if !h.ingest(w, r.WithContext(ctx), &final, &partsReader{ctx: ctx, h: h, parts: parts}, rec.Reserved) {
-		rec.Reserved = 0 // ingest gave it back
-		_ = h.refs.Discard(ctx, rec)
-		return
+	parts := &partsReader{ctx: context.WithoutCancel(r.Context()), h: h, parts: rec.Parts}
+	if final, ok := h.complete(w, r, rec, parts); ok {
+		writeJSON(w, http.StatusOK, uploadJSON(final))
 	}
-	final.Parts, final.Offset = nil, 0
-	_, err := h.cat.Update(ctx, rec.ID, func(x *catalog.Record) error {
-		if x.State != catalog.Uploading {
-			return errMoved
-		}
-		parts, *x = x.Parts, final
-		return nil
-	})
-	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
-		return
-	}
-	for _, p := range parts {
-		_ = h.blobs.Delete(ctx, p.Key)
-	}
-	h.enqueue(ctx, rec.ID)
-	writeJSON(w, http.StatusOK, uploadJSON(final))
 }
 
 // partsReader reads the parts one after another, opening each when the

@@ -66,7 +66,8 @@ type Record struct {
 	State       State        `json:"state"`
 	Size        int64        `json:"size"` // declared length while Uploading
 	Offset      int64        `json:"offset,omitempty"`
-	Parts       []Part       `json:"parts,omitempty"` // received parts of a resumable upload, in order
+	Parts       []Part       `json:"parts,omitempty"`    // received parts of a resumable upload, in order
+	OneShot     bool         `json:"one_shot,omitempty"` // Uploading in one request: not resumable
 	ContentType string       `json:"content_type,omitempty"`
 	Kind        inspect.Kind `json:"kind,omitempty"`
 	Risky       bool         `json:"risky,omitempty"`

@@ -1,6 +1,7 @@
 // Package media is the gateway's HTTP API for files: one-shot and
-// resumable uploads, downloads, previews, and the reference recorder the
-// send path calls when a message carries uploads.
+// resumable uploads, downloads, previews and signed links. Who may read
+// an upload and which messages carry it are package refs' job (the send
+// path records references there); previews are package derive's.
 //
 // Invariants:
 //   - Limits hold while streaming: a body is never buffered whole; the
@@ -16,8 +17,8 @@
 //   - Risky types (anything a browser could execute) are always served by
 //     the gateway as attachments with nosniff; other downloads from S3 are
 //     redirects to short-lived presigned URLs.
-//   - Who may read an upload, and its references from messages, are
-//     package refs' job: the handler asks it at every download.
+//   - Every upload in progress has a record holding its quota
+//     reservation, so whatever a failure leaves behind is collected.
 package media
 
 import (

@@ -128,16 +128,25 @@ type Catalog struct {
 	kv jetstream.KeyValue
 }
 
-// Config of the bucket: Replicas 1 single-node, 3 in a cluster.
+// Config of the bucket: Replicas 1 single-node, 3 in a cluster. Bind only
+// binds to the bucket, for roles whose NATS user may not create streams.
 type Config struct {
 	Bucket   string
 	Replicas int
+	Bind     bool
 }
 
-// Open creates the bucket when needed.
+// Open creates the bucket when needed (unless cfg.Bind).
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Catalog, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultBucket
+	}
+	if cfg.Bind {
+		kv, err := js.KeyValue(ctx, cfg.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		return &Catalog{kv: kv}, nil
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,

@@ -133,3 +133,29 @@ func TestUpdateConcurrent(t *testing.T) {
 		t.Fatalf("Get(unknown) = %v", err)
 	}
 }
+
+func TestBind(t *testing.T) {
+	ctx := context.Background()
+	js, err := jetstream.New(bustest.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := catalog.Open(ctx, js, catalog.Config{Bind: true}); err == nil {
+		t.Fatal("bound to a bucket nobody created")
+	}
+	made, err := catalog.Open(ctx, js, catalog.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := catalog.NewID()
+	if err := made.Create(ctx, catalog.Record{ID: id, Owner: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := catalog.Open(ctx, js, catalog.Config{Bind: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := bound.Get(ctx, id); err != nil || r.Owner != "ann" {
+		t.Fatalf("Get through the bound catalog: %+v, %v", r, err)
+	}
+}

@@ -22,11 +22,14 @@ import (
 const DefaultBucket = "PARLEY_MEDIA"
 
 // Config configures the bucket. Replicas is 1 in single-node mode and 3 in
-// a cluster; MaxBytes of 0 is unlimited.
+// a cluster; MaxBytes of 0 is unlimited. Bind only binds to the bucket,
+// for roles whose NATS user may not create streams: another role creates
+// it.
 type Config struct {
 	Bucket   string
 	Replicas int
 	MaxBytes int64
+	Bind     bool
 }
 
 // Store is a media.Store on a JetStream object store.
@@ -36,10 +39,18 @@ type Store struct {
 
 var _ media.Store = (*Store)(nil)
 
-// Open creates the bucket if needed and returns a store on it.
+// Open creates the bucket if needed (unless cfg.Bind) and returns a store
+// on it.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultBucket
+	}
+	if cfg.Bind {
+		os, err := js.ObjectStore(ctx, cfg.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		return &Store{os: os}, nil
 	}
 	os, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      cfg.Bucket,

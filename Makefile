@@ -2,6 +2,7 @@
 # installs and starts what the tests need and runs them.
 GO        ?= go
 BIN       := bin/parley
+BENCH_BIN := bin/parley-bench
 TOOLS     := $(CURDIR)/.tools
 BUF       := github.com/bufbuild/buf/cmd/buf@v1.50.0
 PROTOCGEN := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
@@ -11,12 +12,13 @@ S3NODE    := deploy/s3/s3-node
 export PARLEY_REQUIRE_CASSANDRA ?= $(if $(filter true,$(CI)),1,)
 export PARLEY_REQUIRE_S3 ?= $(if $(filter true,$(CI)),1,)
 
-.PHONY: all build run test test-deps test-go test-web test-fuzz vet fuzz proto bench clean
+.PHONY: all build run test test-deps test-go test-web test-fuzz test-deploy deploy-tools image vet fuzz proto bench clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parley
+	$(GO) build -o $(BENCH_BIN) ./cmd/parley-bench
 
 run: build
 	./$(BIN) dev
@@ -28,7 +30,7 @@ vet:
 # the ScyllaDB backend tests and an S3 server (versitygw) for the S3 media
 # backend tests, runs every Go test with the race detector, and stops both
 # whatever the outcome.
-test: test-deps vet test-fuzz test-web
+test: test-deps vet test-fuzz test-web test-deploy
 	$(CASSANDRA) start
 	$(S3NODE) start || { $(CASSANDRA) stop; exit 1; }
 	$(MAKE) test-go; rc=$$?; $(S3NODE) stop; $(CASSANDRA) stop; exit $$rc
@@ -108,12 +110,58 @@ bench: build
 	./$(BIN) dev --data-dir $$data --log-level warn --http-addr $(BENCH_HTTP) --rate-send -1 --rate-requests -1 \
 		--nats-port $(BENCH_NATS) --nats-http-port $(BENCH_NATS_HTTP) & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid; rm -rf $$data' EXIT; \
-	run() { ./$(BIN) bench "$$@" --url ws://$(BENCH_HTTP)/ws --nats-url nats://127.0.0.1:$(BENCH_NATS) \
+	run() { ./$(BENCH_BIN) "$$@" --url ws://$(BENCH_HTTP)/ws --nats-url nats://127.0.0.1:$(BENCH_NATS) \
 		--server-pid $$pid --wait 60s; }; \
 	run connect --clients 5000 --hold 20s && \
 	run groups --rooms 100 --members 10 --rate 2000 --duration 30s && \
 	run megaroom --members 5000 && \
 	run reconnect --clients 1000
+
+# The container image (deploy/image): a static binary, CA certificates and
+# the non-root user 65532 in an OCI image tarball, built without a
+# container engine. IMAGE_TAG names it inside the tarball.
+STATIC    := bin/parley-static
+IMAGE     := bin/parley-image.tar
+IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(STATIC) ./cmd/parley
+	cd deploy && $(GO) run ./image --binary ../$(STATIC) --out ../$(IMAGE) --tag parley:$(IMAGE_TAG)
+
+# What the deploy tests run, installed when missing under PARLEY_CACHE
+# (outside the repo): helm (built from the Go module proxy, about 3-9
+# minutes the first time), kubeconform, kube-score, the nats CLI (the
+# runbook's commands), and the Kubernetes 1.35
+# JSON schemas that the PyPI package kubernetes-validate ships, rewritten
+# for kubeconform (no $$id, relative $$ref).
+PARLEY_CACHE  ?= $(HOME)/.cache/parley
+HELM          := $(PARLEY_CACHE)/tools/helm-v3.22.0/helm
+KUBECONFORM   := $(PARLEY_CACHE)/tools/kubeconform-v0.8.0/kubeconform
+KUBE_SCORE    := $(PARLEY_CACHE)/tools/kube-score-v1.20.0/kube-score
+NATS_CLI      := $(PARLEY_CACHE)/tools/natscli-v0.5.1/nats
+K8S_VALIDATE  := 1.37.0
+K8S_SCHEMAS   := $(PARLEY_CACHE)/k8s-schemas-$(K8S_VALIDATE)
+deploy-tools: $(HELM) $(KUBECONFORM) $(KUBE_SCORE) $(NATS_CLI) $(K8S_SCHEMAS)/v1.35.0-standalone-strict/_definitions.json
+$(HELM):
+	GOBIN=$(@D) $(GO) install -ldflags '-X helm.sh/helm/v3/internal/version.version=v3.22.0' helm.sh/helm/v3/cmd/helm@v3.22.0
+$(KUBECONFORM):
+	GOBIN=$(@D) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+$(KUBE_SCORE):
+	GOBIN=$(@D) $(GO) install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
+$(NATS_CLI):
+	GOBIN=$(@D) $(GO) install github.com/nats-io/natscli/nats@v0.5.1
+$(K8S_SCHEMAS)/v1.35.0-standalone-strict/_definitions.json:
+	deploy/kubeconform-schemas.sh $(K8S_VALIDATE) v1.35.0 $(K8S_SCHEMAS)
+
+# The deploy module's tests (its own Go module, so that Kubernetes stays
+# out of the main one): the image runs `parley dev`; the chart lints,
+# renders, validates and keeps its rollout invariants in every profile;
+# dashboards and alerts use only series the roles export; the runbook's
+# backup and restore drill brings every acknowledged message back.
+test-deploy: build deploy-tools
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(STATIC) ./cmd/parley
+	cd deploy && PARLEY_REQUIRE_DEPLOY_TOOLS=1 PARLEY_BIN=$(CURDIR)/$(BIN) PARLEY_STATIC_BIN=$(CURDIR)/$(STATIC) \
+		PARLEY_HELM=$(HELM) PARLEY_KUBECONFORM=$(KUBECONFORM) PARLEY_KUBE_SCORE=$(KUBE_SCORE) PARLEY_K8S_SCHEMAS=$(K8S_SCHEMAS) PARLEY_NATS_CLI=$(NATS_CLI) \
+		$(GO) test -race -count=1 -timeout 20m ./...
 
 clean:
 	rm -rf bin .tools

@@ -13,17 +13,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/ops"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
 )
@@ -63,17 +61,35 @@ const (
 
 // Archiver is the durable consumer of CHAT_MSG into a history store.
 type Archiver struct {
-	js       jetstream.JetStream
 	st       store.HistoryStore
 	log      *zap.Logger
-	cfg      Config
+	cons     *bus.BatchConsumer
 	archived atomic.Uint64
-	running  atomic.Bool // its consumer exists; false once stopping
+	// batchSeconds times each batch's store write, retries included.
+	batchSeconds prometheus.Histogram
 }
 
 // New returns an archiver; Run starts it.
 func New(js jetstream.JetStream, st store.HistoryStore, log *zap.Logger, cfg Config) *Archiver {
-	return &Archiver{js: js, st: st, log: log, cfg: cfg.withDefaults()}
+	cfg = cfg.withDefaults()
+	a := &Archiver{st: st, log: log, batchSeconds: newBatchSeconds()}
+	a.cons = &bus.BatchConsumer{
+		JS:     js,
+		Stream: bus.StreamMsg,
+		Config: jetstream.ConsumerConfig{
+			Durable:       cfg.Durable,
+			Description:   "Parley archiver: room messages into the history store",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckWait:       ackWait,
+			MaxAckPending: maxAckPending,
+		},
+		BatchSize: cfg.BatchSize,
+		BatchWait: cfg.BatchWait,
+		Handle:    a.archive,
+		Log:       log,
+	}
+	return a
 }
 
 // Archived counts the messages this archiver has written and acked,
@@ -83,16 +99,10 @@ func (a *Archiver) Archived() uint64 { return a.archived.Load() }
 // Ready reports whether the archiver consumes CHAT_MSG: an error before
 // Run has its consumer, and as soon as it stops.
 func (a *Archiver) Ready() error {
-	if !a.running.Load() {
+	if !a.cons.Running() {
 		return errors.New("archiver not running")
 	}
 	return nil
-}
-
-// WriteMetrics writes the archiver's counters in the Prometheus text
-// format.
-func (a *Archiver) WriteMetrics(w io.Writer) {
-	ops.Counter(w, "parley_archiver_archived_total", "Messages written to the history store and acked, redeliveries included.", a.archived.Load())
 }
 
 // Run archives until ctx is done, then finishes the messages already
@@ -101,99 +111,9 @@ func (a *Archiver) WriteMetrics(w io.Writer) {
 // consumer, a lost connection) are logged, and it recreates the consumer
 // and resubscribes with backoff.
 func (a *Archiver) Run(ctx context.Context) error {
-	cons, err := a.consumer(ctx)
-	if err != nil {
-		return err
-	}
-	a.log.Info("archiving", zap.String("stream", bus.StreamMsg), zap.String("durable", a.cfg.Durable),
-		zap.Int("batch_size", a.cfg.BatchSize), zap.Duration("batch_wait", a.cfg.BatchWait))
-	a.running.Store(true)
-	stopping := context.AfterFunc(ctx, func() { a.running.Store(false) })
-	defer stopping()
-	var bo backoff
-	for {
-		err := a.consume(ctx, cons)
-		if ctx.Err() != nil {
-			return nil
-		}
-		a.log.Warn("consuming interrupted; resubscribing", zap.Error(err))
-		if !bo.wait(ctx) {
-			return nil
-		}
-		// On failure keep the old handle: resubscribing with it fails fast
-		// if it is gone, and the next round tries again.
-		if c, err := a.consumer(ctx); err != nil {
-			a.log.Warn("recreating consumer", zap.Error(err))
-		} else {
-			cons = c
-		}
-	}
-}
-
-// consumer creates the durable, or updates it to this configuration.
-func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, bus.StreamMsg, jetstream.ConsumerConfig{
-		Durable:       a.cfg.Durable,
-		Description:   "Parley archiver: room messages into the history store",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       ackWait,
-		MaxAckPending: maxAckPending,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("archiver: consumer %s on %s: %w", a.cfg.Durable, bus.StreamMsg, err)
-	}
-	return cons, nil
-}
-
-// consume archives batches from one pull subscription until it ends. When
-// ctx is done the subscription is drained: the messages already delivered
-// are archived (rather than left to wait out ackWait), then Next reports the
-// iterator closed.
-func (a *Archiver) consume(ctx context.Context, cons jetstream.Consumer) error {
-	// Two batches in flight: the next one fills while this one is written.
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * a.cfg.BatchSize))
-	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	defer it.Stop()
-	stopDrain := context.AfterFunc(ctx, it.Drain)
-	defer stopDrain()
-	for {
-		batch, err := a.gather(it)
-		if len(batch) > 0 {
-			a.archive(ctx, batch)
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// gather blocks for a first message, then takes more until the batch is
-// full or BatchWait has passed. It returns what it has with any error.
-func (a *Archiver) gather(it jetstream.MessagesContext) ([]jetstream.Msg, error) {
-	m, err := it.Next()
-	if err != nil {
-		return nil, err
-	}
-	batch := []jetstream.Msg{m}
-	deadline := time.Now().Add(a.cfg.BatchWait)
-	for len(batch) < a.cfg.BatchSize {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		m, err := it.Next(jetstream.NextMaxWait(wait))
-		if errors.Is(err, nats.ErrTimeout) {
-			break
-		}
-		if err != nil {
-			return batch, err
-		}
-		batch = append(batch, m)
-	}
-	return batch, nil
+	a.log.Info("archiving", zap.String("stream", bus.StreamMsg), zap.String("durable", a.cons.Config.Durable),
+		zap.Int("batch_size", a.cons.BatchSize), zap.Duration("batch_wait", a.cons.BatchWait))
+	return a.cons.Run(ctx)
 }
 
 // archive writes msgs to the store and acks them. Messages that cannot be
@@ -215,7 +135,9 @@ func (a *Archiver) archive(ctx context.Context, msgs []jetstream.Msg) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
 	written := a.write(ctx, batch)
+	a.batchSeconds.Observe(time.Since(start).Seconds())
 	for _, m := range valid {
 		settle := m.Ack
 		if !written {
@@ -240,14 +162,14 @@ func (a *Archiver) settled(m jetstream.Msg, err error) {
 // is done (false). The first attempt runs even when ctx is already done, so
 // a batch delivered before shutdown is still finished.
 func (a *Archiver) write(ctx context.Context, batch []*pb.ArchivedMessage) bool {
-	var bo backoff
+	var bo bus.Backoff
 	for {
 		err := a.st.AppendMessages(context.WithoutCancel(ctx), batch)
 		if err == nil {
 			return true
 		}
 		a.log.Warn("history write failed; retrying", zap.Int("messages", len(batch)), zap.Error(err))
-		if !bo.wait(ctx) {
+		if !bo.Wait(ctx) {
 			return false
 		}
 	}
@@ -269,20 +191,4 @@ func decode(m jetstream.Msg) (*pb.ArchivedMessage, error) {
 		return nil, fmt.Errorf("stream seq %d: room %q seq %d does not fit its subject", meta.Sequence.Stream, msg.Room, msg.Seq)
 	}
 	return &pb.ArchivedMessage{Message: msg, StreamSeq: meta.Sequence.Stream}, nil
-}
-
-// backoff spaces retries: 100ms, doubling up to 5s.
-type backoff struct{ d time.Duration }
-
-// wait sleeps for the next interval; false if ctx ended first.
-func (b *backoff) wait(ctx context.Context) bool {
-	b.d = min(max(2*b.d, 100*time.Millisecond), 5*time.Second)
-	t := time.NewTimer(b.d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

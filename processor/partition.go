@@ -27,11 +27,17 @@ type partition struct {
 	actors  sync.WaitGroup // one per room with work in its queue
 }
 
+// queued is a send waiting in its room's queue, with when it arrived.
+type queued struct {
+	m  *nats.Msg
+	at time.Time
+}
+
 // room is a room's queue and cached state within a partition.
 type room struct {
 	id string
 	// Guarded by partition.mu:
-	queue    []*nats.Msg
+	queue    []queued
 	busy     bool // an actor is working through the queue
 	lastUsed time.Time
 	// Owned by the room's actor: nil until loaded, and again whenever it
@@ -97,7 +103,7 @@ func (pt *partition) onSend(m *nats.Msg) {
 		r = &room{id: id}
 		pt.rooms[id] = r
 	}
-	r.queue = append(r.queue, m)
+	r.queue = append(r.queue, queued{m, time.Now()})
 	start := !r.busy
 	if start {
 		r.busy = true
@@ -105,7 +111,7 @@ func (pt *partition) onSend(m *nats.Msg) {
 	}
 	pt.mu.Unlock()
 	if start {
-		go pt.work(r)
+		pt.p.workers.run(func() { pt.work(r) })
 	}
 }
 
@@ -120,12 +126,13 @@ func (pt *partition) work(r *room) {
 			pt.mu.Unlock()
 			return
 		}
-		m := r.queue[0]
-		r.queue[0] = nil
+		q := r.queue[0]
+		r.queue[0] = queued{}
 		r.queue = r.queue[1:]
 		pt.mu.Unlock()
-		pt.answer(m, pt.handle(r, m))
+		pt.answer(q.m, pt.handle(r, q.m))
 		pt.p.queued.Add(-1)
+		pt.p.sendSeconds.Observe(time.Since(q.at).Seconds())
 	}
 }
 

@@ -20,17 +20,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/ops"
+	"github.com/parley-chat/parley/pkg/config"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
@@ -123,7 +123,10 @@ type Processor struct {
 	roomLog roomlog.Reader
 	queued  atomic.Int64 // messages received and not yet answered
 	stats   Stats
-	running atomic.Bool // taking leases; false before and once stopping
+	workers *workers // run rooms' queues
+	// sendSeconds times each send from its arrival to its answer.
+	sendSeconds prometheus.Histogram
+	running     atomic.Bool // taking leases; false before and once stopping
 
 	mu    sync.Mutex
 	parts map[int]*partition // the partitions this processor holds
@@ -144,7 +147,7 @@ type Stats struct {
 func New(nc *nats.Conn, js jetstream.JetStream, st Store, log *zap.Logger, cfg Config) *Processor {
 	cfg = cfg.withDefaults()
 	return &Processor{nc: nc, js: js, st: st, log: log.With(zap.String("processor", cfg.ID)), cfg: cfg,
-		roomLog: roomlog.Reader{NC: nc}, parts: make(map[int]*partition)}
+		roomLog: roomlog.Reader{NC: nc}, parts: make(map[int]*partition), workers: newWorkers(), sendSeconds: newSendSeconds()}
 }
 
 // Stats returns the processor's counters.
@@ -191,28 +194,6 @@ func (p *Processor) Ready() error {
 	return nil
 }
 
-// WriteMetrics writes the processor's counters in the Prometheus text
-// format.
-func (p *Processor) WriteMetrics(w io.Writer) {
-	s := &p.stats
-	for _, c := range []struct {
-		name, help string
-		v          *atomic.Uint64
-	}{
-		{"sequenced", "Messages appended to CHAT_MSG.", &s.Sequenced},
-		{"duplicates", "Resent client message ids answered with their original seq.", &s.Duplicates},
-		{"rejected", "Messages answered with a protocol error (not a member, forbidden, invalid).", &s.Rejected},
-		{"fenced", "Publishes refused because another writer appended to the room first.", &s.Fenced},
-		{"unavailable", "Messages answered UNAVAILABLE after transient failures.", &s.Unavailable},
-		{"internal", "Messages answered INTERNAL: unexpected failures.", &s.Internal},
-		{"overloaded", "Messages answered OVERLOADED past the queue bound.", &s.Overloaded},
-	} {
-		ops.Counter(w, "parley_processor_"+c.name+"_total", c.help, c.v.Load())
-	}
-	ops.Gauge(w, "parley_processor_partitions", "Partitions this processor holds.", uint64(len(p.Partitions())))
-	ops.Gauge(w, "parley_processor_queued", "Messages received and not yet answered.", uint64(max(0, p.queued.Load())))
-}
-
 // startPartition begins serving a partition whose lease was just taken.
 func (p *Processor) startPartition(id int) error {
 	pt := newPartition(p, id)
@@ -236,4 +217,13 @@ func (p *Processor) stopPartition(id int) {
 		pt.stop()
 		p.log.Info("partition released", zap.Int("partition", id))
 	}
+}
+
+// BindFlags registers the processor's settings as flags of f, with the
+// defaults of withDefaults.
+func (c *Config) BindFlags(f *config.Flags) {
+	d := Config{}.withDefaults()
+	f.Duration(&c.DedupHorizon, "dedup-horizon", d.DedupHorizon, "how long a resent client_msg_id is answered with its original seq (at most --msg-max-age)")
+	f.Duration(&c.LeaseTTL, "processor-lease-ttl", d.LeaseTTL, "failover time: a processor that stops renewing its partition leases loses them after this")
+	f.Int(&c.MaxQueued, "processor-max-queued", d.MaxQueued, "messages a processor holds unanswered; past it sends get OVERLOADED")
 }

@@ -212,6 +212,5 @@ func (pt *partition) append(ctx context.Context, in *pb.InboundMessage, st *room
 	st.seq, st.streamSeq = m.Seq, ack.Sequence
 	st.recent.add(m.Sender, m.ClientMsgId, m.Seq, m.SentAt)
 	pt.p.stats.Sequenced.Add(1)
-	pt.p.notify(m, st.kind)
 	return &pb.SendResult{Room: in.Room, ClientMsgId: in.ClientMsgId, Seq: m.Seq, SentAt: m.SentAt}, nil
 }

@@ -1,6 +1,6 @@
-// Package cli is `parley bench`: it parses a scenario's command line, runs
+// Package cli is `parley-bench`: it parses a scenario's command line, runs
 // the scenario against a Parley server on this machine, writes the report
-// under bench/results/<scenario>-<date>/, and serves `parley bench worker`,
+// under bench/results/<scenario>-<date>/, and serves `parley-bench worker`,
 // the worker processes the run spawns.
 package cli
 
@@ -25,11 +25,11 @@ import (
 	"github.com/parley-chat/parley/bench/scenario"
 )
 
-// WorkerCommand is the argument that makes `parley bench` a worker.
+// WorkerCommand is the argument that makes `parley-bench` a worker.
 const WorkerCommand = "worker"
 
-// Main runs `parley bench` with args (those after "bench"). workerArgv
-// starts this program as a worker: the binary, then "bench", "worker".
+// Main runs `parley-bench` with its args. workerArgv
+// starts this program as a worker: the binary, then "worker".
 func Main(ctx context.Context, args, workerArgv []string) error {
 	if len(args) == 0 {
 		usage(os.Stderr)
@@ -50,12 +50,12 @@ func Main(ctx context.Context, args, workerArgv []string) error {
 		usage(os.Stderr)
 		return fmt.Errorf("bench: unknown scenario %q", args[0])
 	}
-	fs := flag.NewFlagSet("parley bench "+sc.Name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("parley-bench "+sc.Name, flag.ContinueOnError)
 	var o options
 	o.bind(fs)
 	design := sc.Bind(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: parley bench %s [flags]\n\n%s.\n\nflags:\n", sc.Name, sc.Summary)
+		fmt.Fprintf(fs.Output(), "usage: parley-bench %s [flags]\n\n%s.\n\nflags:\n", sc.Name, sc.Summary)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -92,11 +92,11 @@ func Main(ctx context.Context, args, workerArgv []string) error {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: parley bench <scenario> [flags]   (`parley bench <scenario> -h` lists its flags)\n\nscenarios:\n")
+	fmt.Fprintf(w, "usage: parley-bench <scenario> [flags]   (`parley-bench <scenario> -h` lists its flags)\n\nscenarios:\n")
 	for _, s := range scenario.All {
 		fmt.Fprintf(w, "  %-10s %s\n", s.Name, s.Summary)
 	}
-	fmt.Fprintf(w, "\n`parley bench compare DIR [BASE OTHER]` puts two sets of result folders side by side (`-h` for more).\n")
+	fmt.Fprintf(w, "\n`parley-bench compare DIR [BASE OTHER]` puts two sets of result folders side by side (`-h` for more).\n")
 	fmt.Fprintf(w, "bench/README.md describes each scenario and its figures.\n")
 }
 

@@ -1,5 +1,5 @@
 // Package compare puts bench runs of the same scenarios against two
-// deployments side by side. `parley bench compare DIR [BASE OTHER]` reads
+// deployments side by side. `parley-bench compare DIR [BASE OTHER]` reads
 // the result folders DIR/<label>/<scenario>-<date>/ of two labels (by
 // default DIR's two subfolders, in name order) and writes
 // DIR/comparison.md: for each scenario both runs' findings and their
@@ -21,7 +21,7 @@ import (
 	"github.com/parley-chat/parley/bench/scenario"
 )
 
-// Command is the argument that makes `parley bench` compare results.
+// Command is the argument that makes `parley-bench` compare results.
 const Command = "compare"
 
 // keyFigures lead the comparison: scenario, then figure name.
@@ -53,12 +53,12 @@ type side struct {
 	order []string // scenarios in the order they ran
 }
 
-// Main runs `parley bench compare` with args (those after "compare").
+// Main runs `parley-bench compare` with args (those after "compare").
 func Main(args []string) error {
-	fs := flag.NewFlagSet("parley bench compare", flag.ContinueOnError)
+	fs := flag.NewFlagSet("parley-bench compare", flag.ContinueOnError)
 	out := fs.String("out", "", "file to write (default: DIR/comparison.md)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: parley bench compare [--out FILE] DIR [BASE OTHER]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: parley-bench compare [--out FILE] DIR [BASE OTHER]\n\n"+
 			"Compares the result folders DIR/BASE/<scenario>-<date>/ with DIR/OTHER/<scenario>-<date>/ (default: DIR's two\n"+
 			"subfolders in name order) and writes the figures of both with ratios OTHER ÷ BASE.\n\nflags:\n")
 		fs.PrintDefaults()

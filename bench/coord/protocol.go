@@ -1,5 +1,5 @@
 // Package coord runs a bench across worker processes: a coordinator
-// spawns workers (re-executions of the parley binary as `parley bench
+// spawns workers (re-executions of the parley binary as `parley-bench
 // worker`, or goroutines in tests), hands each its load.Plan, starts every
 // phase at one wall-clock instant, and collects their reports and running
 // stats.

@@ -9,7 +9,7 @@
 #   run.sh --transport T --gateways G --out DIR/T -- connect … -- fanout …
 # so each transport gets its own Cassandra node, NATS and gateways, and
 # `connect` (memory per idle connection) runs first on fresh gateways;
-# then `parley bench compare DIR epoll goroutine` writes DIR/comparison.md
+# then `parley-bench compare DIR epoll goroutine` writes DIR/comparison.md
 # with both runs' figures and the ratios goroutine ÷ epoll.
 set -euo pipefail
 
@@ -62,6 +62,8 @@ if [[ ! -x "$BIN" ]]; then
   mkdir -p "$(dirname "$BIN")"
   go build -o "$BIN" ./cmd/parley
 fi
+BENCH_BIN="$REPO/bin/parley-bench"
+[[ -x "$BENCH_BIN" ]] || go build -o "$BENCH_BIN" ./cmd/parley-bench
 
 read -r -a connect_args <<<"$CONNECT"
 read -r -a fanout_args <<<"$FANOUT"
@@ -78,5 +80,5 @@ for t in "${PAIR[@]}"; do
   first="$(find "$OUT/$t" -mindepth 2 -maxdepth 2 -name deployment.md | sort | head -n 1)"
   [[ -z "$first" ]] || cp "$first" "$OUT/$t/deployment.md"
 done
-"$BIN" bench compare "$OUT" "${PAIR[0]}" "${PAIR[1]}"
+"$BENCH_BIN" compare "$OUT" "${PAIR[0]}" "${PAIR[1]}"
 exit "$RC"

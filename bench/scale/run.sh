@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh: a split Parley deployment on this machine, and `parley bench`
+# run.sh: a split Parley deployment on this machine, and `parley-bench`
 # against its gateways.
 #
 #   bench/scale/run.sh [options] -- SCENARIO [bench flags] [-- SCENARIO [bench flags]]...
@@ -44,7 +44,8 @@ store:
       --cassandra-heap SIZE  its JVM heap, -Xmx (1g)
       --keyspace NAME        (parley_scale_<time>); dropped at the end when the node is reused
 files:
-      --bin PATH             the parley binary (bin/parley, built when missing)
+      --bin PATH             the parley server binary (bin/parley, built when missing;
+                             the load generator is always bin/parley-bench)
       --build                build it even if it exists
       --out DIR              result root, the bench's --out (bench/results)
       --work DIR             data and logs (a new /tmp/parley-scale.XXXXXX)
@@ -106,6 +107,12 @@ if ((BUILD)) || [[ ! -x "$BIN" ]]; then
   log "building $BIN"
   mkdir -p "$(dirname "$BIN")"
   go build -o "$BIN" ./cmd/parley
+fi
+# The load generator is always this checkout's, whichever server --bin is.
+BENCH_BIN="$REPO/bin/parley-bench"
+if ((BUILD)) || [[ ! -x "$BENCH_BIN" ]]; then
+  log "building $BENCH_BIN"
+  go build -o "$BENCH_BIN" ./cmd/parley-bench
 fi
 
 if [[ -z "$WORK" ]]; then WORK="$(mktemp -d /tmp/parley-scale.XXXXXX)"; fi
@@ -333,7 +340,7 @@ run_bench() {
   for pid in "$DEV_PID" "${GW_PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "process $pid of the deployment has exited; see $LOGS"
   done
-  local cmd=("$BIN" bench "$scenario" --url "ws://127.0.0.1:$PORT/ws" --api-url "http://127.0.0.1:$DEV_HTTP"
+  local cmd=("$BENCH_BIN" "$scenario" --url "ws://127.0.0.1:$PORT/ws" --api-url "http://127.0.0.1:$DEV_HTTP"
     --server-pid "$PIDS_CSV" --metrics-url "$METRICS_CSV" --nats-url "nats://127.0.0.1:$NATS_PORT"
     --wait 60s --out "$OUT" "$@")
   log "bench: $(shown "${cmd[@]}")"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime/debug"
@@ -44,6 +45,13 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"processor", "--tls-cert", "tls.crt", "--tls-key", "tls.key"}, 1, "", "flag provided but not defined: -tls-cert"},
 		{[]string{"archiver", "--nats-cert", "client.crt"}, 1, "", "--nats-cert and --nats-key go together"},
 		{[]string{"dev", "--nats-ca", "ca.crt"}, 1, "", "flag provided but not defined: -nats-ca"},
+		// Each role takes only its own settings.
+		{[]string{"processor", "--rate-send", "5"}, 1, "", "flag provided but not defined: -rate-send"},
+		{[]string{"gateway", "--processor-lease-ttl", "3s"}, 1, "", "flag provided but not defined: -processor-lease-ttl"},
+		{[]string{"archiver", "--max-body", "100"}, 1, "", "flag provided but not defined: -max-body"},
+		{[]string{"processor", "--password-memory", "4"}, 1, "", "flag provided but not defined: -password-memory"},
+		{[]string{"archiver", "--password-memory", "4"}, 1, "", "--password-memory must be at least 8 KiB"},
+		{[]string{"processor", "-h"}, 0, "", "-processor-lease-ttl"},
 	} {
 		code, stdout, stderr := parley(t, tc.args...)
 		if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
@@ -82,6 +90,60 @@ func TestFlagHelp(t *testing.T) {
 		// dev embeds its own NATS server; migrate needs none.
 		if want := command != "dev" && command != "migrate"; flags["nats-url"] != want {
 			t.Errorf("parley %s -h lists -nats-url: %t, want %t", command, flags["nats-url"], want)
+		}
+	}
+}
+
+// The README's Configuration table says which commands take each flag,
+// and it is so: `parley <command> -h` lists exactly the flags documented
+// for it.
+func TestFlagsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(readme)[strings.Index(string(readme), "## Configuration"):]
+	conf = conf[:strings.Index(conf, "\n### ")]
+	takenBy := map[string][]string{
+		"all":   {"dev", "gateway", "processor", "archiver"},
+		"roles": {"gateway", "processor", "archiver"},
+		"dev":   {"dev"}, "gateway role": {"gateway"},
+		"gateway": {"dev", "gateway"}, "processor": {"dev", "processor"}, "archiver": {"dev", "archiver"},
+	}
+	row := regexp.MustCompile("(?m)^\\| (`--.+?) \\| ([a-z, ]+) \\|")
+	flagName := regexp.MustCompile("`--([a-z-]+)`")
+	documented := map[string]map[string]bool{} // command -> flags
+	rows := row.FindAllStringSubmatch(conf, -1)
+	if len(rows) < 30 {
+		t.Fatalf("found %d rows in the README's Configuration table", len(rows))
+	}
+	for _, m := range rows {
+		for _, who := range strings.Split(m[2], ", ") {
+			commands, ok := takenBy[who]
+			if !ok {
+				t.Fatalf("README: %q taken by %q", m[1], who)
+			}
+			for _, c := range commands {
+				if documented[c] == nil {
+					documented[c] = map[string]bool{}
+				}
+				for _, f := range flagName.FindAllStringSubmatch(m[1], -1) {
+					documented[c][f[1]] = true
+				}
+			}
+		}
+	}
+	line := regexp.MustCompile(`(?m)^  -(\S+)`)
+	for command, want := range documented {
+		_, _, help := parley(t, command, "-h")
+		for _, m := range line.FindAllStringSubmatch(help, -1) {
+			if name := m[1]; !want[name] && !strings.HasPrefix(name, "scylla-") {
+				t.Errorf("parley %s takes -%s, which the README's Configuration table does not give it", command, name)
+			}
+			delete(want, m[1])
+		}
+		for name := range want {
+			t.Errorf("the README's Configuration table gives parley %s -%s, which it does not take", command, name)
 		}
 	}
 }

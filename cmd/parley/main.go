@@ -26,8 +26,9 @@ func commands() []command {
 		{"gateway", "the WebSocket/HTTP edge, against --nats-url", roleCommand("gateway")},
 		{"processor", "the per-room sequencer, against --nats-url", roleCommand("processor")},
 		{"archiver", "the history writer and history service, against --nats-url", roleCommand("archiver")},
-		{"bench", "load scenarios against a local server, with reports (bench/README.md)", runBench},
 		{"migrate", "apply the ScyllaDB schema migrations (--scylla-* flags)", runMigrate},
+		{"decode", "print a NATS message payload (stdin) as JSON, for nats sub --translate", runDecode},
+		{"nats-users", "write the nats-server users of the roles, with least-privilege permissions", runNATSUsers},
 		{"version", "print the version (also --version)", runVersion},
 	}
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/parley-chat/parley/pkg/tlsreload"
 )
 
-// settings are the flags every role shares.
+// settings are a command's parsed flags.
 type settings struct {
 	logLevel, logFormat string
 	storeKind, dataDir  string
@@ -35,8 +35,50 @@ type settings struct {
 	cfg                 node.Config
 	// argon2id costs, as flags (accounts.HashParams are unsigned)
 	passwordMemory, passwordIterations int
+	bound                              map[string]bool // the flag groups bound
 }
 
+// flagGroup registers the flags of one part of Parley. A command binds
+// the groups of the roles it runs, each once, so `parley processor -h`
+// lists only what a processor reads.
+type flagGroup struct {
+	name string
+	bind func(f *config.Flags, s *settings, dev bool)
+}
+
+var (
+	tokenFlags     = flagGroup{"tokens", bindTokens}
+	bodyFlags      = flagGroup{"body", bindBody}
+	gatewayFlags   = flagGroup{"gateway", bindGateway}
+	tlsFlags       = flagGroup{"tls", bindTLS}
+	processorFlags = flagGroup{"processor", bindProcessor}
+	accountFlags   = flagGroup{"accounts", bindAccounts}
+)
+
+// roleFlags are the flag groups of each role, besides the common ones.
+var roleFlags = map[string][]flagGroup{
+	"gateway":   {tokenFlags, bodyFlags, gatewayFlags, tlsFlags},
+	"processor": {bodyFlags, processorFlags},
+	"archiver":  {tokenFlags, accountFlags},
+}
+
+// bindRoles registers the common flags, then the groups of each role,
+// each group once.
+func bindRoles(f *config.Flags, s *settings, dev bool, roles ...string) {
+	bindCommon(f, s, dev)
+	s.bound = map[string]bool{}
+	for _, role := range roles {
+		for _, g := range roleFlags[role] {
+			if !s.bound[g.name] {
+				s.bound[g.name] = true
+				g.bind(f, s, dev)
+			}
+		}
+	}
+}
+
+// bindCommon registers what every role reads: logging, the data dir, the
+// store, the streams and the ops listener.
 func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.String(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	format := "json"
@@ -49,21 +91,41 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	s.scylla.bind(f)
 	f.Int(&s.streams.Partitions, "partitions", 0, fmt.Sprintf("processor partitions, fixed when CHAT_MSG is created (0: the stored count, %d for a new deployment); a different count is refused", bus.DefaultPartitions))
 	f.Int(&s.streams.Replicas, "replicas", 1, "JetStream replicas of CHAT_MSG and the buckets (3 in a cluster)")
-	f.Duration(&s.cfg.Processor.DedupHorizon, "dedup-horizon", 24*time.Hour, "how long a resent client_msg_id is answered with its original seq (at most --msg-max-age)")
 	f.Duration(&s.streams.MsgMaxAge, "msg-max-age", 7*24*time.Hour, "how long CHAT_MSG keeps messages for live catch-up (history serves older ones)")
-	f.String(&s.cfg.HTTPAddr, "http-addr", ":8080", "gateway HTTP and WebSocket listen address")
+	f.Duration(&s.cfg.Presence.TTL, "presence-ttl", presence.DefaultTTL, "a killed gateway's users go offline within this (each gateway renews its heartbeat every third of it; at least 3s)")
+	f.String(&s.cfg.DebugAddr, "debug-addr", "", "this process's ops listener: /healthz, /readyz, /metrics and /debug/pprof, whatever its roles (e.g. 127.0.0.1:6060; empty: none). Keep it private")
+}
+
+// bindTokens: the access token key, shared by gateways (which check
+// tokens) and archivers (whose accounts service signs them).
+func bindTokens(f *config.Flags, s *settings, _ bool) {
 	f.String(&s.cfg.TokenKey, "token-key", "", "access token signing key, at least 32 bytes (default: generated and kept in the data dir)")
 	f.Duration(&s.cfg.TokenTTL, "token-ttl", node.DefaultTokenTTL, "access token lifetime; logging out revokes tokens at once, so keep it short but the same on every node")
+}
+
+// bindBody: the largest message body, checked by gateways and processors.
+func bindBody(f *config.Flags, s *settings, _ bool) {
+	f.Int(&s.cfg.Gateway.MaxBodySize, "max-body", protocol.DefaultMaxBodySize, "largest message body in bytes")
+}
+
+func bindProcessor(f *config.Flags, s *settings, _ bool) { s.cfg.Processor.BindFlags(f) }
+
+// bindAccounts: logins and password hashing (the archiver role's accounts
+// service).
+func bindAccounts(f *config.Flags, s *settings, _ bool) {
 	f.Duration(&s.cfg.Accounts.RefreshTTL, "refresh-ttl", accounts.DefaultRefreshTTL, "login session lifetime: refresh tokens work this long after login")
 	f.Int(&s.passwordMemory, "password-memory", int(accounts.DefaultHashParams.Memory), "argon2id memory per password hash, KiB")
 	f.Int(&s.passwordIterations, "password-iterations", int(accounts.DefaultHashParams.Iterations), "argon2id passes per password hash")
-	f.Int(&s.cfg.Gateway.MaxBodySize, "max-body", protocol.DefaultMaxBodySize, "largest message body in bytes")
+}
+
+// bindGateway: the WebSocket and HTTP edge.
+func bindGateway(f *config.Flags, s *settings, dev bool) {
+	f.String(&s.cfg.HTTPAddr, "http-addr", ":8080", "gateway HTTP and WebSocket listen address")
 	f.Bool(&s.cfg.Gateway.DevTokens, "dev-tokens", dev, "serve POST /api/v1/dev/tokens, which issues a token for any user (development only)")
 	f.Duration(&s.cfg.Gateway.Heartbeat, "ws-heartbeat", 25*time.Second, "WebSocket ping interval")
 	f.Duration(&s.cfg.Gateway.IdleTimeout, "ws-idle-timeout", 60*time.Second, "close connections silent for this long")
 	f.String(&s.cfg.Gateway.Transport, "ws-transport", "", "WebSocket transport: epoll (Linux: no goroutine per idle connection) or goroutine (portable) (default: "+gateway.DefaultTransport+", goroutine with --tls-cert)")
 	f.Int(&s.cfg.Gateway.Pollers, "ws-pollers", 0, "epoll loops of the epoll transport (0: one per CPU)")
-	f.String(&s.cfg.DebugAddr, "debug-addr", "", "this process's ops listener: /healthz, /readyz, /metrics and /debug/pprof, whatever its roles (e.g. 127.0.0.1:6060; empty: none). Keep it private")
 	f.Bool(&s.cfg.ReusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes share --http-addr")
 	f.Duration(&s.cfg.Gateway.DrainTime, "drain-time", 10*time.Second, "on shutdown, close client connections (1001, reconnect) spread over this long")
 	lim := &s.cfg.Gateway.Limits
@@ -71,19 +133,15 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.Int(&lim.SendBurst, "rate-send-burst", 100, "burst of --rate-send")
 	f.Float(&lim.RequestRate, "rate-requests", 100, "other requests a user may make per second on one gateway (negative: unlimited)")
 	f.Int(&lim.RequestBurst, "rate-requests-burst", 200, "burst of --rate-requests")
-	f.Duration(&s.cfg.Presence.TTL, "presence-ttl", presence.DefaultTTL, "a killed gateway's users go offline within this (each gateway renews its heartbeat every third of it; at least 3s)")
 	sig := &s.cfg.Gateway.Signals
 	f.Int(&sig.SmallRoom, "small-room", 100, "rooms of at most this many members show members' presence and read receipts; larger ones an online count")
 	f.Duration(&sig.OnlineInterval, "online-interval", 10*time.Second, "how often gateways exchange large rooms' online counts")
 	f.Float(&sig.TypingRate, "rate-typing", 1, "typing frames a user may send per second on one gateway")
 	f.Int(&sig.TypingBurst, "rate-typing-burst", 5, "burst of --rate-typing")
-	f.Duration(&s.cfg.Processor.LeaseTTL, "processor-lease-ttl", 10*time.Second, "failover time: a processor that stops renewing its partition leases loses them after this")
-	f.Int(&s.cfg.Processor.MaxQueued, "processor-max-queued", 20_000, "messages a processor holds unanswered; past it sends get OVERLOADED")
 }
 
-// bindTLS registers the flags of the roles running a gateway that make it
-// serve TLS.
-func bindTLS(f *config.Flags, s *settings) {
+// bindTLS registers the flags that make a gateway serve TLS.
+func bindTLS(f *config.Flags, s *settings, _ bool) {
 	f.String(&s.cfg.Gateway.TLS.CertFile, "tls-cert", "", "serve https and wss only, with the certificate (and chain) in this PEM file; it and --tls-key are re-read when they change, looked at every "+tlsreload.DefaultInterval.String()+" at most. Selects the goroutine WebSocket transport")
 	f.String(&s.cfg.Gateway.TLS.KeyFile, "tls-key", "", "the private key (PEM) of --tls-cert")
 }
@@ -105,10 +163,12 @@ func (s *settings) finish() (*zap.Logger, error) {
 	if tls := s.cfg.NATSTLS; (tls.CertFile == "") != (tls.KeyFile == "") {
 		return nil, errors.New("--nats-cert and --nats-key go together")
 	}
-	if s.passwordMemory < 8 || s.passwordIterations < 1 {
-		return nil, fmt.Errorf("--password-memory must be at least 8 KiB and --password-iterations at least 1")
+	if s.bound[accountFlags.name] {
+		if s.passwordMemory < 8 || s.passwordIterations < 1 {
+			return nil, fmt.Errorf("--password-memory must be at least 8 KiB and --password-iterations at least 1")
+		}
+		s.cfg.Accounts.Hash = accounts.HashParams{Memory: uint32(s.passwordMemory), Iterations: uint32(s.passwordIterations), Threads: 1}
 	}
-	s.cfg.Accounts.Hash = accounts.HashParams{Memory: uint32(s.passwordMemory), Iterations: uint32(s.passwordIterations), Threads: 1}
 	s.cfg.DataDir = s.dataDir
 	switch s.storeKind {
 	case "pebble":
@@ -134,13 +194,12 @@ func (s *settings) finish() (*zap.Logger, error) {
 func runDev(ctx context.Context, args []string) error {
 	var s settings
 	f := config.NewFlags("parley dev")
-	bindCommon(f, &s, true)
+	bindRoles(f, &s, true, "gateway", "processor", "archiver")
 	nats := &s.cfg.NATS
 	f.String(&nats.Host, "nats-host", "127.0.0.1", "embedded NATS listen host")
 	f.Int(&nats.Port, "nats-port", 4222, "embedded NATS client port")
 	f.Int(&nats.HTTPPort, "nats-http-port", 8222, "embedded NATS monitoring port (0 disables)")
 	f.Bool(&nats.SyncAlways, "nats-sync-always", false, "fsync every JetStream write: survives power loss, much slower (default syncs every 2 minutes)")
-	bindTLS(f, &s)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -185,14 +244,15 @@ func roleCommand(role string) func(context.Context, []string) error {
 	return func(ctx context.Context, args []string) error {
 		var s settings
 		f := config.NewFlags("parley " + role)
-		bindCommon(f, &s, false)
+		bindRoles(f, &s, false, role)
 		f.String(&s.cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS servers to connect to (comma-separated; tls:// for TLS)")
 		f.String(&s.cfg.NATSTLS.CAFile, "nats-ca", "", "verify the NATS servers with the CA certificates in this PEM file (implies TLS)")
 		f.String(&s.cfg.NATSTLS.CertFile, "nats-cert", "", "client certificate (PEM) to present to NATS, for servers that require one (implies TLS)")
 		f.String(&s.cfg.NATSTLS.KeyFile, "nats-key", "", "the private key (PEM) of --nats-cert")
+		f.String(&s.cfg.NATSAuth.User, "nats-user", "", "NATS user of this role (parley-"+role+" in the users parley nats-users writes); empty: none")
+		f.String(&s.cfg.NATSAuth.Password, "nats-password", "", "password of --nats-user (prefer the environment variable)")
 		gcPercent := gatewayGCPercent()
 		if role == "gateway" {
-			bindTLS(f, &s)
 			f.Int(&gcPercent, "gc-percent", gcPercent, "garbage collector target of this process, as GOGC (default: GOGC if set, else 50): an idle connection costs about its live heap × (1 + this/100) of RSS, so lower holds more connections per GiB for some CPU under load")
 		}
 		if err := f.Parse(args); err != nil {

@@ -47,8 +47,10 @@ start options:
   --bench                 lift the gateways' per-user rate limits (--rate-send -1 --rate-requests -1)
                           and give tokens 12 h (--token-ttl 12h), as bench runs need
   --log-level L           of every Parley process (info)
-  --role-flag FLAG        one more flag for every Parley role process (repeatable)
+  --role-flag FLAG        one more flag for every Parley role process: one every role takes (repeatable)
   --gateway-flag FLAG     one more flag for every gateway (repeatable)
+  --processor-flag FLAG   one more flag for every processor (repeatable)
+  --archiver-flag FLAG    one more flag for every archiver (repeatable)
   --bin PATH              the parley binary (bin/parley, built when missing)
   --build                 build it even if it exists
 EOF
@@ -330,7 +332,7 @@ CLUSTER_PROCESSOR_PIDS=$(csv_pids processor)
 CLUSTER_ARCHIVER_PIDS=$(csv_pids archiver)
 CLUSTER_NATS_PIDS=$(csv_pids nats)
 CLUSTER_CASSANDRA_PID=$(pid_of cassandra)
-# Flags for \`parley bench SCENARIO\`: the gateways' port, the API on it (the
+# Flags for \`parley-bench SCENARIO\`: the gateways' port, the API on it (the
 # gateways serve dev tokens), every NATS server, and the gateways sampled.
 CLUSTER_BENCH_FLAGS="--url ws://127.0.0.1:$HTTP_PORT/ws --api-url http://127.0.0.1:$HTTP_PORT --nats-url $nats --server-pid $gw_pids --metrics-url $metrics"
 EOF
@@ -398,7 +400,7 @@ cmd_start() {
   shift
   local NATS_N=3 PROCESSORS_N=2 ARCHIVERS_N=1 GATEWAYS_N=1 HTTP_PORT=28080 NATS_BASE=24222
   local CASSANDRA_PORT=29042 CASSANDRA_SPORT=29000 CASSANDRA_HEAP=1g BENCH=0 LOG_LEVEL=info
-  local BUILD=0 ROLE_FLAGS=() GW_FLAGS=()
+  local BUILD=0 ROLE_FLAGS=() GW_FLAGS=() PROC_FLAGS=() ARCH_FLAGS=()
   PARLEY_BIN="$REPO/bin/parley"
   while (($#)); do
     case "$1" in
@@ -417,6 +419,10 @@ cmd_start() {
       --role-flag=*) ROLE_FLAGS+=("${1#*=}"); shift ;;
       --gateway-flag) GW_FLAGS+=("$2"); shift 2 ;;
       --gateway-flag=*) GW_FLAGS+=("${1#*=}"); shift ;;
+      --processor-flag) PROC_FLAGS+=("$2"); shift 2 ;;
+      --processor-flag=*) PROC_FLAGS+=("${1#*=}"); shift ;;
+      --archiver-flag) ARCH_FLAGS+=("$2"); shift 2 ;;
+      --archiver-flag=*) ARCH_FLAGS+=("${1#*=}"); shift ;;
       --bin) PARLEY_BIN="$(realpath -m -- "$2")"; shift 2 ;;
       --build) BUILD=1; shift ;;
       -h|--help) usage ;;
@@ -528,6 +534,8 @@ cmd_start() {
         ((BENCH)) && cmd+=(--rate-send -1 --rate-requests -1 --token-ttl 12h)
         cmd+=(${GW_FLAGS[@]+"${GW_FLAGS[@]}"})
       fi
+      [[ "$role" == processor ]] && cmd+=(${PROC_FLAGS[@]+"${PROC_FLAGS[@]}"})
+      [[ "$role" == archiver ]] && cmd+=(${ARCH_FLAGS[@]+"${ARCH_FLAGS[@]}"})
       save_cmd "$name" "${cmd[@]}"
       echo "$name" >>"$DIR/names"
       start_one "$name"

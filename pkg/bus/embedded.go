@@ -24,6 +24,10 @@ type EmbeddedConfig struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string // nats-route://host:port of peers
+	// Users, when set, are the only ones admitted (user and password);
+	// NoAuthUser names the one a connection without credentials gets.
+	Users      []*server.User
+	NoAuthUser string
 	// Logs turns on the server's own log lines.
 	Logs bool
 }
@@ -50,6 +54,7 @@ func StartEmbedded(c EmbeddedConfig) (*server.Server, error) {
 	if c.SyncAlways {
 		opts.SyncAlways = true
 	}
+	opts.Users, opts.NoAuthUser = c.Users, c.NoAuthUser
 	if c.ClusterPort != 0 {
 		opts.Cluster = server.ClusterOpts{Name: c.ClusterName, Host: host, Port: c.ClusterPort}
 		for _, r := range c.Routes {

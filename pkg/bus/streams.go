@@ -94,15 +94,24 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) 
 			}
 			return parts, nil
 		}
-		if c.Partitions != 0 && c.Partitions != parts {
-			return 0, fmt.Errorf("%w: %s was created with %d partitions, this process was started with %d; start it with --partitions %d (or 0 to use the stored count)",
-				ErrPartitions, StreamMsg, parts, c.Partitions, parts)
+		if err := checkPartitions(parts, c.Partitions); err != nil {
+			return 0, err
 		}
 		if err := EnsureStream(ctx, js, MsgStreamConfig(c, parts)); err != nil {
 			return 0, fmt.Errorf("stream %s: %w", StreamMsg, err)
 		}
 		return parts, nil
 	}
+}
+
+// checkPartitions refuses a configured partition count (0: any) other
+// than the stored one.
+func checkPartitions(stored, configured int) error {
+	if configured != 0 && configured != stored {
+		return fmt.Errorf("%w: %s was created with %d partitions, this process was started with %d; start it with --partitions %d (or 0 to use the stored count)",
+			ErrPartitions, StreamMsg, stored, configured, stored)
+	}
+	return nil
 }
 
 // storedPartitions reads the partition count from CHAT_MSG's metadata;

@@ -1,8 +1,11 @@
 // Package ops serves what operators and orchestrators ask of every Parley
-// process: liveness (/healthz), readiness (/readyz), Prometheus text
-// metrics (/metrics) and runtime profiles (/debug/pprof/). Each role
-// contributes a Check and a MetricsWriter; the process decides the
-// address.
+// process: liveness (/healthz), readiness (/readyz), Prometheus metrics
+// (/metrics) and runtime profiles (/debug/pprof/). Each component
+// contributes a Check and a prometheus.Collector to the process's
+// registry (NewRegistry); the process decides the address.
+//
+// Metric labels are low-cardinality only: a code, a kind, a close reason,
+// never a room or a user.
 package ops
 
 import (
@@ -12,6 +15,9 @@ import (
 	"net/http/pprof"
 	"runtime"
 	rtmetrics "runtime/metrics"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Check reports why a process is not alive or not ready; nil means it is.
@@ -23,19 +29,13 @@ type MetricsWriter interface {
 }
 
 // Handler serves /healthz (every live check passes), /readyz (every ready
-// check passes; 503 with the first failure otherwise), /metrics (the Go
-// runtime's figures, then each writer's) and /debug/pprof/.
-func Handler(live, ready []Check, writers []MetricsWriter) http.Handler {
+// check passes; 503 with the first failure otherwise), /metrics (what
+// metrics gathers) and /debug/pprof/.
+func Handler(live, ready []Check, metrics prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", checked(live, "ok"))
 	mux.HandleFunc("GET /readyz", checked(ready, "ready"))
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		WriteRuntime(w)
-		for _, m := range writers {
-			m.WriteMetrics(w)
-		}
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)

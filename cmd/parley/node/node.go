@@ -22,17 +22,20 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/natsauth"
 	"github.com/parley-chat/parley/pkg/ops"
 	"github.com/parley-chat/parley/pkg/presence"
 	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/processor"
+	"github.com/parley-chat/parley/processor/notify"
 )
 
 // Roles selects what a node runs.
@@ -52,7 +55,10 @@ type Config struct {
 	// NATSTLS secures the connections to NATSURL (not to an embedded
 	// server).
 	NATSTLS NATSTLS
-	Streams bus.StreamConfig
+	// NATSAuth are the credentials for NATSURL (the embedded server has
+	// its own users).
+	NATSAuth NATSAuth
+	Streams  bus.StreamConfig
 
 	// OpenStore opens the node's store (Pebble or ScyllaDB).
 	OpenStore func(ctx context.Context) (store.Store, error)
@@ -65,6 +71,7 @@ type Config struct {
 
 	Gateway   gateway.Config
 	Processor processor.Config
+	Notify    notify.Config
 	Archiver  archiver.Config
 	// Presence sets the presence bucket; its replicas default to the
 	// streams'.
@@ -72,6 +79,13 @@ type Config struct {
 	// Accounts tunes the accounts service (archiver role); the node sets
 	// its Signer and Revoked.
 	Accounts accounts.Config
+}
+
+// NATSAuth are the credentials of a node's connections to an external
+// NATS; none when User is "". The server gives the user its role's
+// permissions (natsauth).
+type NATSAuth struct {
+	User, Password string
 }
 
 // NATSTLS is how a node's connections to an external NATS use TLS. Any
@@ -97,19 +111,20 @@ func (t NATSTLS) options() []nats.Option {
 
 // Node is a running Parley process.
 type Node struct {
-	cfg     Config
-	log     *zap.Logger
-	ns      *server.Server
-	url     string       // the NATS servers
-	conns   []*nats.Conn // every connection, n.nc first
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	st      store.Store
-	gw      *gateway.Gateway
-	ln      net.Listener
-	debugLn net.Listener
-	history micro.Service
-	cancel  context.CancelFunc
+	cfg   Config
+	log   *zap.Logger
+	ns    *server.Server
+	url   string       // the NATS servers
+	conns []*nats.Conn // every connection, n.nc first
+	nc    *nats.Conn
+	// passwords of the embedded server's role users
+	passwords map[natsauth.Role]string
+	st        store.Store
+	gw        *gateway.Gateway
+	ln        net.Listener
+	debugLn   net.Listener
+	history   micro.Service
+	cancel    context.CancelFunc
 	// draining is set when Close starts: /readyz answers 503 from then on.
 	draining atomic.Bool
 	ops      *http.Server // /healthz, /readyz, /metrics on DebugAddr
@@ -123,9 +138,11 @@ type Node struct {
 	accounts    micro.Service
 	revocations *accounts.Revocations
 	signer      *auth.Signer
-	revokedKV   jetstream.KeyValue
+	revokedKV   jetstream.KeyValue // the archiver's handle
+	gwRevokedKV jetstream.KeyValue // the gateway's
 
 	Processor *processor.Processor
+	Notifier  *notify.Notifier
 	Archiver  *archiver.Archiver
 }
 
@@ -146,67 +163,98 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 	}
 	url := cfg.NATSURL
 	if cfg.Embedded {
-		if n.ns, err = bus.StartEmbedded(cfg.NATS); err != nil {
+		ec := cfg.NATS
+		ec.Users, ec.NoAuthUser, n.passwords = embeddedUsers()
+		if n.ns, err = bus.StartEmbedded(ec); err != nil {
 			return nil, err
 		}
 		url = n.ns.ClientURL()
 		log.Info("embedded nats-server started", zap.String("url", url), zap.String("store", cfg.NATS.StoreDir))
 	}
 	n.url = url
-	if n.nc, n.js, err = n.connect("parley"); err != nil {
+	// Each role has its own connection, as its own NATS user where the
+	// server has users (natsauth): the processor and the archiver, so
+	// that their traffic never queues behind the gateway's fan-out in one
+	// connection's reader and writer; all of them, so that each has only
+	// its own permissions.
+	var proc, arch, gw conn
+	if cfg.Roles.Processor {
+		if proc, err = n.connect(natsauth.Processor); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Roles.Archiver {
+		if arch, err = n.connect(natsauth.Archiver); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Roles.Gateway {
+		if gw, err = n.connect(natsauth.Gateway); err != nil {
+			return nil, err
+		}
+	}
+	n.nc = n.conns[0]
+	js := cmp.Or(proc, arch, gw).js
+	if err := waitForJetStream(ctx, js); err != nil {
 		return nil, err
 	}
-	if err := waitForJetStream(ctx, n.js); err != nil {
-		return nil, err
-	}
-	if n.partitions, err = bus.EnsureStreams(ctx, n.js, cfg.Streams); err != nil {
-		return nil, err
-	}
-	if err := presence.Ensure(ctx, n.js, presence.Config{TTL: cfg.Presence.TTL, Replicas: cmp.Or(cfg.Presence.Replicas, cfg.Streams.Replicas)}); err != nil {
-		return nil, err
+	// The processor and the archiver create the streams and buckets; a
+	// gateway, which may not, waits for them.
+	presenceCfg := presence.Config{TTL: cfg.Presence.TTL, Replicas: cmp.Or(cfg.Presence.Replicas, cfg.Streams.Replicas)}
+	if admin := cmp.Or(proc, arch); admin.js != nil {
+		if n.partitions, err = bus.EnsureStreams(ctx, admin.js, cfg.Streams); err != nil {
+			return nil, err
+		}
+		if err := presence.Ensure(ctx, admin.js, presenceCfg); err != nil {
+			return nil, err
+		}
+	} else {
+		if n.partitions, err = bus.AwaitStreams(ctx, gw.js, cfg.Streams, log); err != nil {
+			return nil, err
+		}
+		if _, err := bus.AwaitKeyValue(ctx, gw.js, presence.Bucket, log); err != nil {
+			return nil, err
+		}
 	}
 	if n.st, err = cfg.OpenStore(ctx); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	if cfg.Roles.Gateway || cfg.Roles.Archiver {
-		if err := n.startAuth(ctx); err != nil {
+	if cfg.Roles.Archiver || cfg.Roles.Gateway {
+		// The bucket of revoked sessions is the archiver's (its accounts
+		// service revokes); a node that runs a gateway with a processor
+		// but no archiver makes it, with the gateway's token TTL.
+		if err := n.startAuth(ctx, cmp.Or(arch, proc).js, gw.js); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.Roles.Archiver {
-		if n.history, err = archiver.ServeHistory(n.nc, n.st, log); err != nil {
+		if n.history, err = archiver.ServeHistory(arch.nc, n.st, log); err != nil {
 			return nil, err
 		}
-		if n.accounts, err = accounts.Serve(n.nc, n.st, log, n.accountsConfig()); err != nil {
+		if n.accounts, err = accounts.Serve(arch.nc, n.st, log, n.accountsConfig()); err != nil {
 			return nil, err
 		}
-		_, js, err := n.connect("parley-archiver")
-		if err != nil {
-			return nil, err
-		}
-		n.Archiver = archiver.New(js, n.st, log.Named("archiver"), cfg.Archiver)
+		n.Archiver = archiver.New(arch.js, n.st, log.Named("archiver"), cfg.Archiver)
 		n.run("archiver", func() error { return n.Archiver.Run(runCtx) })
 	}
 	if cfg.Roles.Processor {
 		pc := cfg.Processor
 		pc.Partitions = n.partitions
 		pc.Replicas = cmp.Or(pc.Replicas, cfg.Streams.Replicas)
-		nc, js, err := n.connect("parley-processor")
-		if err != nil {
-			return nil, err
-		}
-		n.Processor = processor.New(nc, js, n.st, log.Named("processor"), pc)
+		n.Processor = processor.New(proc.nc, proc.js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
-		keeper, err := presence.NewKeeper(ctx, n.nc, log.Named("presence"))
+		n.Notifier = notify.New(proc.js, proc.nc, n.st, presence.Directory{NC: proc.nc}, log.Named("notifier"), cfg.Notify)
+		n.run("notifier", func() error { return n.Notifier.Run(runCtx) })
+		keeper, err := presence.NewKeeper(ctx, proc.nc, log.Named("presence"))
 		if err != nil {
 			return nil, err
 		}
 		n.run("presence keeper", func() error { return keeper.Run(runCtx) })
 	}
 	if cfg.Roles.Gateway {
-		if err := n.startGateway(ctx); err != nil {
+		if err := n.startGateway(ctx, gw); err != nil {
 			return nil, err
 		}
 	}
@@ -224,22 +272,23 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 func (n *Node) startOps() error {
 	live := []ops.Check{n.natsConnected}
 	ready := []ops.Check{n.notDraining, n.natsConnected}
-	var writers []ops.MetricsWriter
+	reg := ops.NewRegistry()
+	metrics := prometheus.Gatherers{reg}
 	if n.gw != nil {
 		ready = append(ready, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return n.gw.Ready(ctx)
 		})
-		writers = append(writers, n.gw)
+		metrics = append(metrics, ops.TextGatherer(n.gw))
 	}
 	if n.Processor != nil {
-		ready = append(ready, n.Processor.Ready)
-		writers = append(writers, n.Processor)
+		ready = append(ready, n.Processor.Ready, n.Notifier.Ready)
+		reg.MustRegister(n.Processor, n.Notifier)
 	}
 	if n.Archiver != nil {
 		ready = append(ready, n.Archiver.Ready)
-		writers = append(writers, n.Archiver)
+		reg.MustRegister(n.Archiver)
 	}
 	var err error
 	if n.debugLn, err = net.Listen("tcp", n.cfg.DebugAddr); err != nil {
@@ -247,7 +296,7 @@ func (n *Node) startOps() error {
 	}
 	// Served apart from the roles' goroutines, so that it answers until
 	// Close has finished everything else: /readyz says 503 throughout.
-	srv := &http.Server{Handler: ops.Handler(live, ready, writers), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: ops.Handler(live, ready, metrics), ReadHeaderTimeout: 5 * time.Second}
 	n.ops = srv
 	ln := n.debugLn
 	go func() {
@@ -282,26 +331,57 @@ func (n *Node) notDraining() error {
 	return nil
 }
 
-// connect opens a NATS connection for one role. The processor and the
-// archiver have their own, so that their traffic never queues behind the
-// gateway's fan-out in one connection's reader and writer (and so each
-// reads and writes on its own goroutines).
-func (n *Node) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+// conn is a role's NATS connection.
+type conn struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// connect opens the NATS connection of a role: as its user of the
+// embedded server, or with the configured credentials.
+func (n *Node) connect(role natsauth.Role) (conn, error) {
 	// A drain at Close waits at most 5 s, even with NATS gone.
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond), nats.DrainTimeout(5 * time.Second)}
+	opts := []nats.Option{nats.Name(string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond), nats.DrainTimeout(5 * time.Second),
+		nats.ErrorHandler(n.natsError)}
 	if n.ns != nil {
 		// The embedded server is reached in memory, without a socket.
-		opts = append(opts, nats.InProcessServer(n.ns))
+		opts = append(opts, nats.InProcessServer(n.ns), nats.UserInfo(string(role), n.passwords[role]))
 	} else {
 		opts = append(opts, n.cfg.NATSTLS.options()...)
+		if a := n.cfg.NATSAuth; a.User != "" {
+			opts = append(opts, nats.UserInfo(a.User, a.Password))
+		}
 	}
 	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", n.url, err)
+		return conn{}, fmt.Errorf("connect %s as %s: %w", n.url, role, err)
 	}
 	n.conns = append(n.conns, nc)
 	js, err := jetstream.New(nc)
-	return nc, js, err
+	return conn{nc, js}, err
+}
+
+// natsError logs what the server refused a connection asynchronously, such
+// as a permissions violation.
+func (n *Node) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
+	fields := []zap.Field{zap.String("connection", nc.Opts.Name), zap.Error(err)}
+	if sub != nil {
+		fields = append(fields, zap.String("subject", sub.Subject))
+	}
+	n.log.Error("nats", fields...)
+}
+
+// embeddedUsers are the users of the embedded server: one per role with a
+// random password, and an unrestricted "admin" that connections without
+// credentials get, so that the nats CLI works against `parley dev` as is.
+func embeddedUsers() ([]*server.User, string, map[natsauth.Role]string) {
+	passwords := make(map[natsauth.Role]string)
+	users := []*server.User{{Username: "admin", Password: rand.Text()}}
+	for _, r := range natsauth.Roles {
+		passwords[r] = rand.Text()
+		users = append(users, &server.User{Username: string(r), Password: passwords[r], Permissions: natsauth.Permissions(r)})
+	}
+	return users, "admin", passwords
 }
 
 // waitForJetStream returns once JetStream answers; a fresh or clustered
@@ -338,7 +418,7 @@ const DefaultTokenTTL = 15 * time.Minute
 // startAuth makes what issuing and checking access tokens takes: the
 // signer, and the bucket of revoked sessions, whose entries last as long
 // as a token.
-func (n *Node) startAuth(ctx context.Context) error {
+func (n *Node) startAuth(ctx context.Context, ownerJS, gwJS jetstream.JetStream) error {
 	key := []byte(n.cfg.TokenKey)
 	if len(key) == 0 {
 		var err error
@@ -354,7 +434,16 @@ func (n *Node) startAuth(ctx context.Context) error {
 	if n.signer, err = auth.NewSigner(key, ttl); err != nil {
 		return err
 	}
-	n.revokedKV, err = accounts.RevocationBucket(ctx, n.js, ttl, n.cfg.Streams.Replicas)
+	// The owner keeps the bucket; a gateway reads it through its own
+	// connection, and waits for it when the node has no owner.
+	if ownerJS != nil {
+		if n.revokedKV, err = accounts.RevocationBucket(ctx, ownerJS, ttl, n.cfg.Streams.Replicas); err != nil {
+			return err
+		}
+	}
+	if gwJS != nil {
+		n.gwRevokedKV, err = bus.AwaitKeyValue(ctx, gwJS, accounts.RevokedBucket, n.log)
+	}
 	return err
 }
 
@@ -364,12 +453,12 @@ func (n *Node) accountsConfig() accounts.Config {
 	return c
 }
 
-func (n *Node) startGateway(ctx context.Context) error {
+func (n *Node) startGateway(ctx context.Context, c conn) error {
 	gc := n.cfg.Gateway
 	gc.Sends.Partitions = n.partitions
-	n.gw = gateway.New(n.nc, n.js, n.st, n.signer, n.log.Named("gateway"), gc)
+	n.gw = gateway.New(c.nc, c.js, n.st, n.signer, n.log.Named("gateway"), gc)
 	var err error
-	if n.revocations, err = accounts.WatchRevocations(ctx, n.revokedKV, n.gw.CloseLogin); err != nil {
+	if n.revocations, err = accounts.WatchRevocations(ctx, n.gwRevokedKV, n.gw.CloseLogin); err != nil {
 		return err
 	}
 	n.gw.UseRevocations(n.revocations)

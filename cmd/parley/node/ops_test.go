@@ -57,8 +57,10 @@ func TestOpsEndpoints(t *testing.T) {
 	waitStatus(t, addr, "/healthz", http.StatusOK)
 	waitStatus(t, addr, "/readyz", http.StatusOK)
 	_, metrics := get(t, addr, "/metrics")
-	for _, name := range []string{"parley_processor_sequenced_total", "parley_processor_partitions", "parley_archiver_archived_total", "go_goroutines"} {
-		if !strings.Contains(metrics, "\n"+name+" ") {
+	for _, name := range []string{"parley_processor_messages_total", "parley_processor_partitions", "parley_processor_send_seconds_bucket",
+		"parley_notifications_sent_total", "parley_archiver_archived_total", "parley_archiver_lag_messages", "parley_archiver_lag_seconds",
+		"go_goroutines", "go_gc_heap_live_bytes", "process_resident_memory_bytes", "go_build_info"} {
+		if !hasSeries(metrics, name) {
 			t.Errorf("/metrics lacks %s:\n%s", name, metrics)
 		}
 	}
@@ -92,4 +94,15 @@ func TestOpsEndpoints(t *testing.T) {
 	if code, _ := get(t, addr, "/readyz"); code != 0 {
 		t.Fatalf("/readyz still answers %d after Close", code)
 	}
+}
+
+// hasSeries reports whether a Prometheus text exposition has a sample of
+// the named series.
+func hasSeries(exposition, name string) bool {
+	for line := range strings.Lines(exposition) {
+		if rest, ok := strings.CutPrefix(line, name); ok && (rest[0] == ' ' || rest[0] == '{') {
+			return true
+		}
+	}
+	return false
 }

@@ -247,7 +247,7 @@ func checkSecurity(t *testing.T, name string, pod *corev1.PodSecurityContext, c 
 	}
 }
 
-// checkProbes: liveness and startup on /healthz, readiness on /readyz,
+// checkProbes: liveness and startup on /livez, readiness on /readyz,
 // all on the port the process serves them on (--debug-addr).
 func checkProbes(t *testing.T, name string, c corev1.Container) {
 	t.Helper()
@@ -266,7 +266,7 @@ func checkProbes(t *testing.T, name string, c corev1.Container) {
 	if ops == "" || strconv.Itoa(int(opsPort)) != ops {
 		t.Fatalf("%s: ops container port %d is not the --debug-addr port %q", name, opsPort, ops)
 	}
-	for what, want := range map[*corev1.Probe]string{c.StartupProbe: "/healthz", c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+	for what, want := range map[*corev1.Probe]string{c.StartupProbe: "/livez", c.LivenessProbe: "/livez", c.ReadinessProbe: "/readyz"} {
 		if what == nil || what.HTTPGet == nil {
 			t.Errorf("%s: a probe is missing or not an HTTP GET (want %s)", name, want)
 			continue

@@ -28,11 +28,14 @@ type MetricsWriter interface {
 	WriteMetrics(w io.Writer)
 }
 
-// Handler serves /healthz (every live check passes), /readyz (every ready
-// check passes; 503 with the first failure otherwise), /metrics (what
-// metrics gathers) and /debug/pprof/.
+// Handler serves /livez (the process answers: for a liveness probe,
+// which must not depend on NATS or the store, or their hiccup restarts
+// every pod at once), /healthz (every live check passes), /readyz (every
+// ready check passes; 503 with the first failure otherwise), /metrics
+// (what metrics gathers) and /debug/pprof/.
 func Handler(live, ready []Check, metrics prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", checked(nil, "ok"))
 	mux.HandleFunc("GET /healthz", checked(live, "ok"))
 	mux.HandleFunc("GET /readyz", checked(ready, "ready"))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))

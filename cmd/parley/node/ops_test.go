@@ -68,6 +68,10 @@ func TestOpsEndpoints(t *testing.T) {
 	ns.Shutdown()
 	waitStatus(t, addr, "/readyz", http.StatusServiceUnavailable)
 	waitStatus(t, addr, "/healthz", http.StatusServiceUnavailable)
+	// Liveness does not depend on NATS.
+	if code, body := get(t, addr, "/livez"); code != http.StatusOK {
+		t.Errorf("/livez with NATS down: %d %s", code, body)
+	}
 
 	// Draining: a node that is closing says so until its listener goes.
 	cfg = testConfig(t, t.TempDir())

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7"
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/s3store"
 )
@@ -247,16 +249,42 @@ func RequireS3(t testing.TB) {
 }
 
 // S3Config requires the test server and returns the configuration of a
-// new bucket with a random name.
+// new bucket with a random name, emptied and removed when t ends.
 func S3Config(t testing.TB) s3store.Config {
 	t.Helper()
 	RequireS3(t)
-	return s3store.Config{
+	cfg := s3store.Config{
 		Endpoint:  S3Endpoint(),
 		AccessKey: TestAccessKey,
 		SecretKey: TestSecretKey,
 		Region:    "us-east-1",
 		Bucket:    "parley-test-" + hex.EncodeToString(Random(6)),
+	}
+	t.Cleanup(func() { removeBucket(t, cfg) })
+	return cfg
+}
+
+func removeBucket(t testing.TB, cfg s3store.Config) {
+	c, err := minio.New(cfg.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Region: cfg.Region})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	ctx := context.Background()
+	if ok, err := c.BucketExists(ctx, cfg.Bucket); err != nil || !ok {
+		return
+	}
+	for obj := range c.ListObjects(ctx, cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if obj.Err == nil {
+			obj.Err = c.RemoveObject(ctx, cfg.Bucket, obj.Key, minio.RemoveObjectOptions{})
+		}
+		if obj.Err != nil {
+			t.Errorf("emptying test bucket %s: %v", cfg.Bucket, obj.Err)
+			return
+		}
+	}
+	if err := c.RemoveBucket(ctx, cfg.Bucket); err != nil {
+		t.Errorf("removing test bucket %s: %v", cfg.Bucket, err)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/s3store"
 )

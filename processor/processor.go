@@ -75,6 +75,9 @@ type Config struct {
 	// OverloadRetry is the retry-after given with OVERLOADED.
 	OverloadRetry time.Duration // default 200ms
 	MaxBodySize   int
+	// Attachments records the uploads messages carry; nil when media is
+	// not served.
+	Attachments Attachments
 }
 
 func (c Config) withDefaults() Config {

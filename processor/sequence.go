@@ -140,10 +140,17 @@ func (pt *partition) sequence(ctx context.Context, r *room, in *pb.InboundMessag
 	} else {
 		err = pt.checkSend(ctx, in, member, st)
 	}
+	if err == nil && !change {
+		err = pt.attach(ctx, in, st.seq+1)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return pt.append(ctx, in, st)
+	res, err := pt.append(ctx, in, st)
+	if err == nil {
+		pt.detach(ctx, in)
+	}
+	return res, err
 }
 
 // checkSend applies the room's rules to a client message.

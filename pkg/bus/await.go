@@ -20,7 +20,7 @@ const awaitInterval = 500 * time.Millisecond
 // up when ctx ends.
 func AwaitStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig, log *zap.Logger) (int, error) {
 	var parts int
-	err := await(ctx, log, "stream "+StreamMsg, func() (bool, error) {
+	err := Await(ctx, log, "stream "+StreamMsg, func() (bool, error) {
 		p, found, err := storedPartitions(ctx, js)
 		parts = p
 		return found, err
@@ -35,7 +35,7 @@ func AwaitStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig, l
 // returns it.
 func AwaitKeyValue(ctx context.Context, js jetstream.JetStream, bucket string, log *zap.Logger) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := await(ctx, log, "bucket "+bucket, func() (bool, error) {
+	err := Await(ctx, log, "bucket "+bucket, func() (bool, error) {
 		var err error
 		kv, err = js.KeyValue(ctx, bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -46,9 +46,9 @@ func AwaitKeyValue(ctx context.Context, js jetstream.JetStream, bucket string, l
 	return kv, err
 }
 
-// await calls exists until it reports true or an error, logging every
+// Await calls exists until it reports true or an error, logging every
 // few seconds what it waits for.
-func await(ctx context.Context, log *zap.Logger, what string, exists func() (bool, error)) error {
+func Await(ctx context.Context, log *zap.Logger, what string, exists func() (bool, error)) error {
 	logged := time.Now()
 	for {
 		ok, err := exists()

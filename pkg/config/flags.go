@@ -53,6 +53,12 @@ func (f *Flags) Int(p *int, name string, def int, usage string) {
 	f.envValue(f.Lookup(name).Value, name)
 }
 
+// Int64 registers an int64 flag.
+func (f *Flags) Int64(p *int64, name string, def int64, usage string) {
+	f.Int64Var(p, name, def, f.usage(name, usage))
+	f.envValue(f.Lookup(name).Value, name)
+}
+
 // Float registers a float64 flag.
 func (f *Flags) Float(p *float64, name string, def float64, usage string) {
 	f.Float64Var(p, name, def, f.usage(name, usage))

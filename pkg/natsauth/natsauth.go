@@ -12,7 +12,10 @@
 //   - processor: answers sends (it subscribes to parley.send.>), appends
 //     to CHAT_MSG, reads history (a room's state older than the stream),
 //     holds leases, keeps presence (purges dead gateways' keys), sends
-//     push notifications through its durable "notifier".
+//     push notifications through its durable "notifier", records which
+//     uploads messages carry and makes media previews ("media-derive").
+//   - gateway, for media: stores uploads in the object store and the
+//     catalog, and queues their previews.
 //   - archiver: consumes CHAT_MSG through its durable "archiver", serves
 //     history and accounts, records revoked sessions.
 //
@@ -52,14 +55,25 @@ func (r Role) Short() string { return strings.TrimPrefix(string(r), "parley-") }
 // Roles lists every role.
 var Roles = []Role{Gateway, Processor, Archiver}
 
-// Subjects no role may publish to: deleting or purging streams or their
-// messages.
+// Subjects no role may publish to: deleting streams, purging Parley's
+// streams and buckets or deleting messages from them. The media object
+// store (OBJ_PARLEY_MEDIA) stays purgeable: deleting an upload purges its
+// chunks.
 var destructive = []string{
 	"$JS.API.STREAM.DELETE.>",
-	"$JS.API.STREAM.PURGE.>",
 	"$JS.API.STREAM.MSG.DELETE.>",
 	"$JS.API.ACCOUNT.PURGE.>",
+	"$JS.API.STREAM.PURGE.CHAT_MSG",
+	"$JS.API.STREAM.PURGE.KV_PRESENCE",
+	"$JS.API.STREAM.PURGE.KV_PARLEY_PROCESSORS",
+	"$JS.API.STREAM.PURGE.KV_parley_revoked_sessions",
+	"$JS.API.STREAM.PURGE.KV_PARLEY_MEDIA_META",
+	"$JS.API.STREAM.PURGE.PARLEY_MEDIA_WORK",
 }
+
+// media are the subjects of the embedded media store: the object store's
+// chunks, the catalog bucket.
+var media = []string{"$O.PARLEY_MEDIA.>", "$KV.PARLEY_MEDIA_META.>"}
 
 // responses lets a role answer the requests it receives. A gateway
 // resends a send with the same reply subject when an answer is late, so a
@@ -76,6 +90,7 @@ func Permissions(r Role) *server.Permissions {
 					"parley.send.>", "parley.accounts.>", "parley.friends.>", "parley.history.>",
 					"parley.contacts", "parley.gw.*.users", "room.*.sig", "presence.*",
 					"$KV.PRESENCE.>", "$JS.API.>", "$JS.FC.>",
+					"parley.media.work", media[0], media[1],
 				},
 				Deny: append([]string{
 					"chat.msg.>",
@@ -85,7 +100,7 @@ func Permissions(r Role) *server.Permissions {
 				}, destructive...),
 			},
 			Subscribe: &server.SubjectPermission{
-				Allow: []string{"room.>", "presence.*", "parley.gw.>", "parley.contacts", "_INBOX.>"},
+				Allow: []string{"room.>", "presence.*", "parley.gw.>", "parley.contacts", "parley.media.ready.*", "_INBOX.>"},
 			},
 		}
 	case Processor:
@@ -95,6 +110,7 @@ func Permissions(r Role) *server.Permissions {
 					"chat.msg.>", "notify.>", "presence.*", "parley.history.>",
 					"$KV.PARLEY_PROCESSORS.>", "$KV.PRESENCE.>",
 					"$JS.API.>", "$JS.ACK.KV_PRESENCE.>", "$JS.ACK.CHAT_MSG.notifier.>", "$JS.FC.>",
+					"parley.media.ready.>", "parley.media.scan", "$JS.ACK.PARLEY_MEDIA_WORK.media-derive.>", media[0], media[1],
 				},
 				Deny: destructive,
 			},

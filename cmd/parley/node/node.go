@@ -76,6 +76,8 @@ type Config struct {
 	// Presence sets the presence bucket; its replicas default to the
 	// streams'.
 	Presence presence.Config
+	// Media is how uploads are stored and served (gateway and processor).
+	Media MediaConfig
 	// Accounts tunes the accounts service (archiver role); the node sets
 	// its Signer and Revoked.
 	Accounts accounts.Config
@@ -243,6 +245,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		pc := cfg.Processor
 		pc.Partitions = n.partitions
 		pc.Replicas = cmp.Or(pc.Replicas, cfg.Streams.Replicas)
+		if pc.Attachments, err = n.startMediaWork(ctx, runCtx, proc); err != nil {
+			return nil, err
+		}
 		n.Processor = processor.New(proc.nc, proc.js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
 		n.Notifier = notify.New(proc.js, proc.nc, n.st, presence.Directory{NC: proc.nc}, log.Named("notifier"), cfg.Notify)

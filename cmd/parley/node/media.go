@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	gwmedia "github.com/parley-chat/parley/gateway/media"
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/backend"
@@ -92,4 +94,19 @@ func (n *Node) startMediaWork(ctx, runCtx context.Context, c conn) (*refs.Refs, 
 	n.run("media worker", func() error { return w.Run(runCtx) })
 	n.run("media collector", func() error { p.refs.RunCollector(runCtx, collectEvery); return nil })
 	return p.refs, nil
+}
+
+// mountMedia adds the upload and download routes to the gateway. Links
+// are signed with a key derived from the token key, the same on every
+// gateway of a deployment.
+func (n *Node) mountMedia(ctx context.Context, c conn, tokenKey []byte) error {
+	p, err := n.openMedia(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	link := sha256.Sum256(append([]byte("parley media links\x00"), tokenKey...))
+	cfg := gwmedia.Config{MaxFileBytes: n.cfg.Media.MaxFileBytes, UserQuotaBytes: n.cfg.Media.UserQuotaBytes, Scan: n.cfg.Media.Scan, LinkKey: link[:]}
+	h := gwmedia.New(cfg, gwmedia.AuthFunc(n.gw.Authenticate), p.refs, p.cat, p.blobs, c.js, n.log.Named("media"))
+	n.gw.Mount(h.Routes)
+	return nil
 }

@@ -140,6 +140,7 @@ type Node struct {
 	accounts    micro.Service
 	revocations *accounts.Revocations
 	signer      *auth.Signer
+	tokenKey    []byte
 	revokedKV   jetstream.KeyValue // the archiver's handle
 	gwRevokedKV jetstream.KeyValue // the gateway's
 
@@ -436,6 +437,7 @@ func (n *Node) startAuth(ctx context.Context, ownerJS, gwJS jetstream.JetStream)
 		ttl = DefaultTokenTTL
 	}
 	var err error
+	n.tokenKey = key
 	if n.signer, err = auth.NewSigner(key, ttl); err != nil {
 		return err
 	}
@@ -467,6 +469,9 @@ func (n *Node) startGateway(ctx context.Context, c conn) error {
 		return err
 	}
 	n.gw.UseRevocations(n.revocations)
+	if err := n.mountMedia(ctx, c, n.tokenKey); err != nil {
+		return err
+	}
 	if err := n.gw.Start(); err != nil {
 		return err
 	}

@@ -119,6 +119,12 @@ const DEFAULTS = {
   maxReconnectDelay: 30_000,
   stableAfter: 30_000, // a connection up this long resets the backoff
   typingInterval: 3_000, // resend typing this often while the user types
+  // Typing frames of all rooms together, started and stopped: a token
+  // bucket of typingRate per second and typingBurst at once. Half the
+  // server's default limit (--rate-typing 1/s, burst 5) and under its burst,
+  // so that the user's devices, each alone or two together, never trip it.
+  typingRate: 0.5,
+  typingBurst: 2,
   typingTimeout: 6_000, // forget another user's typing after this long
 };
 
@@ -149,6 +155,8 @@ export class ParleyClient extends Emitter {
   #rooms = new Map(); // room -> {last, resyncing}
   #pending = new Map(); // client_msg_id -> pending send, in creation order
   #typingSent = new Map(); // room -> when we last said we type
+  #typingStops = new Map(); // room -> timer of a stop waiting for the budget
+  #typingBudget = null; // {tokens, at}: the typing token bucket
   #typers = new Map(); // room -> Map(user -> expiry timer)
   #presence = new Map();
   #connected = null; // {resolve, reject} of connect()
@@ -316,6 +324,8 @@ export class ParleyClient extends Emitter {
     this.#inflight.clear();
     for (const r of this.#rooms.values()) r.resyncing = false;
     this.#typingSent.clear();
+    for (const t of this.#typingStops.values()) clearTimeout(t);
+    this.#typingStops.clear();
   }
 
   #scheduleReconnect(delay) {
@@ -545,16 +555,64 @@ export class ParleyClient extends Emitter {
   }
 
   /**
-   * Says the user types (or stopped). Call it on every keystroke: it
-   * sends at most every typingInterval, and only when connected.
+   * Says the user types (or stopped). Call it on every keystroke: it says
+   * "typing" at most every typingInterval, only when connected, and within
+   * a budget of typingRate frames per second (burst typingBurst) for all
+   * rooms together, so it never trips the server's typing rate limit. A
+   * "typing" over budget is skipped (receivers show the last one for
+   * typingTimeout); a stop over budget waits for it, unless the user types
+   * again meanwhile. A message sent to the room ends typing by itself.
    */
   typing(room, active = true) {
-    const last = this.#typingSent.get(room);
-    if (active ? last && Date.now() - last < this.#opts.typingInterval : !last) return;
     if (this.#state !== 'open') return;
-    if (active) this.#typingSent.set(room, Date.now());
-    else this.#typingSent.delete(room);
-    this.#call(this.#ws, { typing: { room, active } }).catch(() => {}); // ephemeral
+    if (!active) {
+      if (this.#typingSent.has(room) && !this.#typingStops.has(room)) this.#typingStop(room);
+      return;
+    }
+    clearTimeout(this.#typingStops.get(room)); // typing again: no need to stop
+    this.#typingStops.delete(room);
+    const last = this.#typingSent.get(room);
+    if (last && Date.now() - last < this.#opts.typingInterval) return;
+    if (this.#typingWait() > 0) return;
+    this.#typingSpend();
+    this.#typingSent.set(room, Date.now());
+    this.#call(this.#ws, { typing: { room, active: true } }).catch(() => {}); // ephemeral
+  }
+
+  #typingStop(room) {
+    this.#typingStops.delete(room);
+    if (this.#state !== 'open' || !this.#typingSent.has(room)) return;
+    const wait = this.#typingWait();
+    if (wait > 0) {
+      this.#typingStops.set(room, setTimeout(() => this.#typingStop(room), wait));
+      return;
+    }
+    this.#typingSpend();
+    this.#typingSent.delete(room);
+    this.#call(this.#ws, { typing: { room, active: false } }).catch(() => {}); // ephemeral
+  }
+
+  // #typingWait says how long until the bucket holds a whole token (ms).
+  #typingWait() {
+    const { typingRate: rate, typingBurst: burst } = this.#opts;
+    const now = Date.now();
+    const b = this.#typingBudget ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.#typingBudget = b;
+    return b.tokens >= 1 ? 0 : Math.ceil(((1 - b.tokens) / rate) * 1000);
+  }
+
+  #typingSpend() {
+    this.#typingBudget.tokens -= 1;
+  }
+
+  // #typingDone forgets the user's typing in a room without a frame: the
+  // message the user sent there ends it for the receivers.
+  #typingDone(room) {
+    clearTimeout(this.#typingStops.get(room));
+    this.#typingStops.delete(room);
+    this.#typingSent.delete(room);
   }
 
   /** Users typing in a room now. */
@@ -595,6 +653,7 @@ export class ParleyClient extends Emitter {
     const frame = { room, body };
     if (replyToSeq) frame.reply_to_seq = String(replyToSeq);
     if (mentions?.length) frame.mentions = mentions;
+    this.#typingDone(room);
     return this.#enqueue(frame, 'text');
   }
 

@@ -98,12 +98,11 @@ function lastSeen(ms) {
   return 'last seen ' + shortTime(ms);
 }
 
-/** What a log entry says, as nodes: for the room list and system lines. */
-function describe(m, { short = false } = {}) {
+/** What a log entry other than a message says, as nodes: for system lines and the room list. */
+function describe(m) {
   const who = nameOf(m.sender);
   const targets = () => m.targetUsers.flatMap((u, i) => (i ? [', ', nameOf(u)] : [nameOf(u)]));
   switch (m.kind) {
-    case 'text': return short ? [who, ': ', m.text] : [m.text];
     case 'edit': return [who, ' edited: ', m.text];
     case 'delete': return [who, ' deleted a message'];
     case 'reaction_add': return [who, ' reacted ', m.reaction];
@@ -213,6 +212,8 @@ async function signOut(message = '') {
   rooms.clear();
   closeRoom();
   for (const id of ['rooms', 'friends', 'incoming', 'outgoing', 'search-results']) $(id).replaceChildren();
+  $('auth-form').reset();
+  setAuthMode(false);
   showAuth(message);
 }
 
@@ -240,7 +241,9 @@ function onState({ state }) {
 function addRoom({ room, kind, name }) {
   const r = {
     id: room, kind, name,
-    head: 0, read: 0, last: null, // log head, read cursor, latest entry
+    head: 0, read: 0, // log head, read cursor
+    preview: new Timeline(), // the latest entries, folded: the room list shows the newest item
+    previewFilled: false, added: Date.now(),
     peer: null, // the other member of a direct room
     members: null, reads: new Map(), online: 0, // loaded when opened
     timeline: null, hasMore: true, loading: false,
@@ -281,7 +284,7 @@ async function refreshRooms() {
     r.name = s.name;
     r.head = Math.max(r.head, s.headSeq);
     r.read = Math.max(r.read, s.readSeq);
-    if (s.lastMessage && s.lastMessage.seq >= (r.last?.seq ?? 0)) r.last = s.lastMessage;
+    if (s.lastMessage) addPreview(r, [s.lastMessage]);
   }
   renderRooms();
   openFromHash();
@@ -293,6 +296,7 @@ async function openDirect(user) {
     const room = await api.direct(user);
     await ensureRoom(room);
     location.hash = room.id;
+    selectTab(false);
   } catch (err) {
     report('Opening the chat')(err);
   }
@@ -309,6 +313,39 @@ async function ensureRoom(room) {
 
 const unread = (r) => Math.max(0, r.head - r.read);
 
+// lastItem is what the room list shows of a room: its newest message or
+// membership line that is not deleted, edits applied (never "X edited: …").
+function lastItem(r) {
+  const seqs = r.preview.seqs();
+  for (let i = seqs.length - 1; i >= 0; i--) {
+    const m = r.preview.get(seqs[i]);
+    if (!m.deleted) return m;
+  }
+  return null;
+}
+
+// addPreview folds entries into the room's preview. When the newest entry
+// is an edit, delete or reaction the message it names may be older than
+// what the app has: one page of history before it fills that in.
+function addPreview(r, entries) {
+  r.preview.add(entries);
+  if (r.previewFilled || (lastItem(r)?.seq ?? 0) >= r.preview.newest) return;
+  r.previewFilled = true;
+  client.history(r.id, { beforeSeq: r.preview.newest + 1, limit: 20 }).then((page) => {
+    r.preview.add(page.messages);
+    renderRooms();
+  }, () => { r.previewFilled = false; });
+}
+
+function previewText(r) {
+  const m = lastItem(r);
+  if (!m) return 'No messages yet';
+  if (m.kind !== 'text') return describe(m);
+  return [nameOf(m.sender), ': ', m.text];
+}
+
+const lastActive = (r) => lastItem(r)?.sentAt ?? r.added;
+
 function roomAvatar(r) {
   if (r.kind === 'direct') return avatar(r.peer);
   return h('span', { class: 'avatar group ' + avatarColor(r.id) }, (r.name || '#').slice(0, 1).toUpperCase());
@@ -319,19 +356,20 @@ function roomTitle(r) {
 }
 
 function renderRooms() {
-  const sorted = [...rooms.values()].sort((a, b) => (b.last?.sentAt ?? 0) - (a.last?.sentAt ?? 0));
+  const sorted = [...rooms.values()].sort((a, b) => lastActive(b) - lastActive(a));
   $('rooms').replaceChildren(...sorted.map((r) => {
     const n = unread(r);
     return h('li', {},
-      h('button', { type: 'button', class: 'room' + (r === current ? ' active' : ''), 'data-room': r.id, onclick: () => { location.hash = r.id; } },
+      h('button', { type: 'button', class: 'room' + (r === current ? ' active' : ''), 'data-room': r.id, 'aria-current': r === current ? 'true' : undefined, onclick: () => { location.hash = r.id; } },
         roomAvatar(r),
         h('span', { class: 'room-main' },
-          h('span', { class: 'room-top' }, roomTitle(r), h('time', {}, shortTime(r.last?.sentAt))),
+          h('span', { class: 'room-top' }, roomTitle(r), h('time', {}, shortTime(lastItem(r)?.sentAt))),
           h('span', { class: 'room-bottom' },
-            h('span', { class: 'preview' }, r.last ? describe(r.last, { short: true }) : 'No messages yet'),
+            h('span', { class: 'preview' }, previewText(r)),
             n ? h('span', { class: 'badge', 'aria-label': `${n} unread` }, String(n)) : null))));
   }));
   $('rooms-empty').hidden = rooms.size > 0;
+  $('rooms').querySelector('.active')?.scrollIntoView({ block: 'nearest' });
   const total = [...rooms.values()].reduce((sum, r) => sum + unread(r), 0);
   document.title = total ? `(${total}) Parley` : 'Parley';
 }
@@ -342,7 +380,7 @@ function onMessage(m) {
   const r = rooms.get(m.room);
   if (!r) return;
   r.head = Math.max(r.head, m.seq);
-  r.last = m;
+  addPreview(r, [m]);
   if (m.kind === 'room_renamed') r.name = m.text;
   if ((m.kind === 'member_left' || m.kind === 'member_removed') && m.targetUsers.includes(me.id)) return dropRoom(r.id);
   if (r.timeline) {
@@ -396,6 +434,7 @@ function openRoom(r) {
   renderRooms();
   msgEls.clear();
   $('messages').replaceChildren();
+  pinned = true;
   renderTyping();
   renderOutbox();
   if (!r.timeline) {
@@ -459,7 +498,17 @@ function renderTyping() {
 
 const scroller = () => $('scroller');
 const atBottom = () => scroller().scrollHeight - scroller().scrollTop - scroller().clientHeight < 60;
-const scrollToBottom = () => { scroller().scrollTop = scroller().scrollHeight; };
+// pinned: the chat follows its newest message. It is set when a chat opens
+// or the user sends, and follows the user's scrolling; while pinned, any
+// change of size (a page of history, names and reactions filling in, the
+// composer growing, a phone's keyboard) scrolls to the bottom again.
+let pinned = false;
+const scrollToBottom = () => {
+  pinned = true;
+  scroller().scrollTop = scroller().scrollHeight;
+};
+const keepPinned = new ResizeObserver(() => { if (pinned && current) scroller().scrollTop = scroller().scrollHeight; });
+for (const id of ['scroller', 'messages', 'outbox']) keepPinned.observe($(id));
 
 // loadOlder reads the page before the oldest loaded entry, keeping the
 // view where it is.
@@ -471,7 +520,8 @@ async function loadOlder(r) {
     const page = await client.history(r.id, { beforeSeq: r.timeline.oldest || undefined, limit: PAGE });
     r.hasMore = page.hasMore;
     const changed = r.timeline.add(page.messages);
-    if (r === current) {
+    if (r === current && pinned) renderMessages(changed);
+    else if (r === current) {
       const fromBottom = scroller().scrollHeight - scroller().scrollTop;
       renderMessages(changed);
       scroller().scrollTop = scroller().scrollHeight - fromBottom;
@@ -487,9 +537,21 @@ async function loadOlder(r) {
 
 // settle pages back until the list fills the screen, then marks read.
 function settle(r) {
-  $('history-state').textContent = r.hasMore ? '' : 'This is the beginning of the conversation.';
+  renderBeginning(r);
   if (r.hasMore && scroller().scrollHeight <= scroller().clientHeight) loadOlder(r);
   else markRead();
+}
+
+// renderBeginning says, above the oldest message, that the conversation
+// starts there; for a group, who created it (the log starts after that).
+function renderBeginning(r) {
+  const el = $('history-state');
+  if (r.hasMore) return el.replaceChildren();
+  if (r.kind === 'direct') return el.replaceChildren('This is the beginning of the conversation.');
+  r.info ??= api.room(r.id).catch(() => null);
+  r.info.then((info) => {
+    if (info && r === current && !r.hasMore) el.replaceChildren(h('span', { class: 'system' }, nameOf(info.createdBy), ' created the group'));
+  });
 }
 
 // markRead moves the read cursor to the newest message once the user can
@@ -507,7 +569,6 @@ function markRead() {
 /** Renders (or re-renders) items of the open room, and replies quoting them. */
 function renderMessages(changed) {
   if (!changed.size) return;
-  const stick = atBottom();
   const tl = current.timeline;
   for (const seq of msgEls.keys()) {
     if (changed.has(tl.get(seq)?.replyToSeq)) changed.add(seq);
@@ -523,7 +584,7 @@ function renderMessages(changed) {
     const next = [...$('messages').children].find((li) => Number(li.dataset.seq) > seq);
     $('messages').insertBefore(el, next ?? null);
   }
-  if (stick) scrollToBottom();
+  if (pinned) scrollToBottom();
 }
 
 function messageEl(m) {
@@ -533,7 +594,7 @@ function messageEl(m) {
   const bubble = h('div', { class: 'bubble', onclick: () => li.classList.toggle('selected') });
   if (!mine && current.kind !== 'direct') bubble.append(nameOf(m.sender, 'sender'));
   if (m.replyToSeq) bubble.append(quoteEl(m.replyToSeq));
-  bubble.append(h('p', { class: 'text' }, m.deleted ? 'This message was deleted.' : m.text));
+  bubble.append(h('p', { class: 'text' }, m.deleted ? 'This message was deleted.' : linkify(m.text)));
   bubble.append(h('span', { class: 'meta' },
     m.edited && !m.deleted ? h('span', { class: 'edited' }, 'edited') : null,
     h('time', { datetime: new Date(m.sentAt).toISOString() }, shortTime(m.sentAt)),
@@ -553,10 +614,45 @@ function messageEl(m) {
     h('button', { type: 'button', onclick: () => setContext({ type: 'reply', seq: m.seq }) }, 'Reply'),
     h('button', { type: 'button', onclick: () => { picker.hidden = !picker.hidden; } }, 'React'),
     mine ? h('button', { type: 'button', onclick: () => setContext({ type: 'edit', seq: m.seq }) }, 'Edit') : null,
-    mine ? h('button', { type: 'button', onclick: () => client.delete(current.id, m.seq).catch(() => {}) }, 'Delete') : null),
+    mine ? h('button', { type: 'button', onclick: () => deleteMessage(m) }, 'Delete') : null),
   picker);
   updateTick(li, m.seq);
   return li;
+}
+
+// linkify turns the http(s) URLs of a text into links, as DOM nodes: the
+// rest stays text. Trailing punctuation ends a URL ("see https://x.org.").
+// A ")" ends it unless the URL opened one (https://en.wikipedia.org/wiki/X_(y)).
+function trimURL(s) {
+  const count = (c) => s.split(c).length - 1;
+  s = s.replace(/[.,;:!?'"]+$/, '');
+  while (s.endsWith(')') && count(')') > count('(')) s = s.slice(0, -1).replace(/[.,;:!?'"]+$/, '');
+  return s;
+}
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+function linkify(text) {
+  const out = [];
+  let at = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    const raw = trimURL(match[0]);
+    let url;
+    try {
+      url = new URL(raw);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+    out.push(text.slice(at, match.index), h('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer' }, raw));
+    at = match.index + raw.length;
+  }
+  out.push(text.slice(at));
+  return out.filter((x) => x !== '');
+}
+
+function deleteMessage(m) {
+  if (!confirm(`Delete this message for everyone?\n\n“${m.text.slice(0, 200)}”`)) return;
+  client.delete(current.id, m.seq).catch(() => {});
 }
 
 function quoteEl(seq) {
@@ -589,11 +685,10 @@ function renderTicks() {
 // The outbox shows the user's messages not yet acknowledged.
 function renderOutbox() {
   const waiting = client.state === 'open' ? 'Sending…' : 'Waiting for connection…';
-  const stick = atBottom();
   $('outbox').replaceChildren(...client.pending(current.id).filter((p) => p.kind === 'text').map((p) =>
     h('li', { class: 'msg mine pending' },
       h('div', { class: 'bubble' }, h('p', { class: 'text' }, p.text), h('span', { class: 'meta' }, waiting)))));
-  if (stick) scrollToBottom();
+  if (pinned) scrollToBottom();
 }
 
 // --- composer ---------------------------------------------------------------
@@ -665,7 +760,8 @@ function renderFriends() {
     button('Cancel', act('Cancelling', () => api.cancelFriendRequest(p.id))))));
   $('friends').replaceChildren(...social.friends.map(({ user: p }) => personEl(p,
     button('Message', () => openDirect(p.id), 'primary'),
-    button('✕', act('Removing', () => api.removeFriend(p.id)), 'ghost icon-small', 'Remove friend'))));
+    button('✕', () => confirm(`Remove ${displayName(p)} (@${p.handle}) from your friends?`) && act('Removing', () => api.removeFriend(p.id))(),
+      'ghost icon-small', 'Remove friend'))));
   $('incoming-title').hidden = !social.incoming.length;
   $('outgoing-title').hidden = !social.outgoing.length;
   $('friends-empty').hidden = social.friends.length > 0;
@@ -759,6 +855,7 @@ $('input').addEventListener('keydown', (e) => {
 $('input').addEventListener('input', () => current && client.typing(current.id, $('input').value.trim() !== ''));
 $('scroller').addEventListener('scroll', () => {
   if (!current) return;
+  pinned = atBottom();
   if (scroller().scrollTop < 80) loadOlder(current);
   markRead();
 });

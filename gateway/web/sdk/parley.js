@@ -155,7 +155,7 @@ export class ParleyClient extends Emitter {
   #rooms = new Map(); // room -> {last, resyncing}
   #pending = new Map(); // client_msg_id -> pending send, in creation order
   #typingSent = new Map(); // room -> when we last said we type
-  #typingStops = new Map(); // room -> timer of a stop waiting for the budget
+  #typingLater = new Map(); // room -> timer of a typing frame waiting for the budget
   #typingBudget = null; // {tokens, at}: the typing token bucket
   #typers = new Map(); // room -> Map(user -> expiry timer)
   #presence = new Map();
@@ -324,8 +324,8 @@ export class ParleyClient extends Emitter {
     this.#inflight.clear();
     for (const r of this.#rooms.values()) r.resyncing = false;
     this.#typingSent.clear();
-    for (const t of this.#typingStops.values()) clearTimeout(t);
-    this.#typingStops.clear();
+    for (const t of this.#typingLater.values()) clearTimeout(t);
+    this.#typingLater.clear();
   }
 
   #scheduleReconnect(delay) {
@@ -559,37 +559,30 @@ export class ParleyClient extends Emitter {
    * "typing" at most every typingInterval, only when connected, and within
    * a budget of typingRate frames per second (burst typingBurst) for all
    * rooms together, so it never trips the server's typing rate limit. A
-   * "typing" over budget is skipped (receivers show the last one for
-   * typingTimeout); a stop over budget waits for it, unless the user types
-   * again meanwhile. A message sent to the room ends typing by itself.
+   * frame over budget waits for it, and the user's latest word in the room
+   * replaces it meanwhile. A message sent to the room ends typing by itself.
    */
   typing(room, active = true) {
     if (this.#state !== 'open') return;
-    if (!active) {
-      if (this.#typingSent.has(room) && !this.#typingStops.has(room)) this.#typingStop(room);
-      return;
-    }
-    clearTimeout(this.#typingStops.get(room)); // typing again: no need to stop
-    this.#typingStops.delete(room);
+    clearTimeout(this.#typingLater.get(room));
+    this.#typingLater.delete(room);
     const last = this.#typingSent.get(room);
-    if (last && Date.now() - last < this.#opts.typingInterval) return;
-    if (this.#typingWait() > 0) return;
-    this.#typingSpend();
-    this.#typingSent.set(room, Date.now());
-    this.#call(this.#ws, { typing: { room, active: true } }).catch(() => {}); // ephemeral
+    if (active ? last && Date.now() - last < this.#opts.typingInterval : !last) return;
+    this.#typingSay(room, active);
   }
 
-  #typingStop(room) {
-    this.#typingStops.delete(room);
-    if (this.#state !== 'open' || !this.#typingSent.has(room)) return;
+  #typingSay(room, active) {
+    this.#typingLater.delete(room);
+    if (this.#state !== 'open' || (!active && !this.#typingSent.has(room))) return;
     const wait = this.#typingWait();
     if (wait > 0) {
-      this.#typingStops.set(room, setTimeout(() => this.#typingStop(room), wait));
+      this.#typingLater.set(room, setTimeout(() => this.#typingSay(room, active), wait));
       return;
     }
-    this.#typingSpend();
-    this.#typingSent.delete(room);
-    this.#call(this.#ws, { typing: { room, active: false } }).catch(() => {}); // ephemeral
+    this.#typingBudget.tokens -= 1;
+    if (active) this.#typingSent.set(room, Date.now());
+    else this.#typingSent.delete(room);
+    this.#call(this.#ws, { typing: { room, active } }).catch(() => {}); // ephemeral
   }
 
   // #typingWait says how long until the bucket holds a whole token (ms).
@@ -603,15 +596,11 @@ export class ParleyClient extends Emitter {
     return b.tokens >= 1 ? 0 : Math.ceil(((1 - b.tokens) / rate) * 1000);
   }
 
-  #typingSpend() {
-    this.#typingBudget.tokens -= 1;
-  }
-
   // #typingDone forgets the user's typing in a room without a frame: the
   // message the user sent there ends it for the receivers.
   #typingDone(room) {
-    clearTimeout(this.#typingStops.get(room));
-    this.#typingStops.delete(room);
+    clearTimeout(this.#typingLater.get(room));
+    this.#typingLater.delete(room);
     this.#typingSent.delete(room);
   }
 

@@ -101,10 +101,11 @@ test('two users register, become friends and chat live: typing, replies, reactio
   await message(bob, 'Hi Bob! 👋').locator('.edited').waitFor();
   await say(ann, 'wrong chat, sorry');
   await message(bob, 'wrong chat, sorry').waitFor();
+  ann.once('dialog', (d) => d.accept());
   await actOn(ann, 'wrong chat, sorry', 'Delete');
   await bob.locator('#messages .msg.deleted', { hasText: 'This message was deleted.' }).waitFor();
-  await say(bob, 'Sure, 4pm at the corner place ☕');
-  await waitForTexts(ann, ['Hi Bob! 👋', 'Hello Ann, how are you?', 'Great, thanks! Coffee later?', 'This message was deleted.', 'Sure, 4pm at the corner place ☕']);
+  await say(bob, 'Sure, 4pm at the corner place ☕ https://maps.example.com/corner');
+  await waitForTexts(ann, ['Hi Bob! 👋', 'Hello Ann, how are you?', 'Great, thanks! Coffee later?', 'This message was deleted.', 'Sure, 4pm at the corner place ☕ https://maps.example.com/corner']);
 
   // Bob has the chat open: Ann's messages show as read.
   await message(ann, 'Coffee later?').locator('.tick.read').waitFor();
@@ -118,9 +119,7 @@ test('two users register, become friends and chat live: typing, replies, reactio
   await bob.setViewportSize(PHONE);
   await screenshot(bob, 'chat-phone', { docs: true });
   await bob.click('#back');
-  await bob.locator('#panel-friends').waitFor();
-  await bob.click('#tab-chats');
-  await bob.locator('#rooms .room', { hasText: 'Ann Lee' }).waitFor();
+  await bob.locator('#rooms .room', { hasText: 'Ann Lee' }).waitFor(); // the chat was started from Friends: Chats shows
   assert.equal(await bob.locator('#chat').isVisible(), false, 'the chat pane is hidden on a phone while the list shows');
   await screenshot(bob, 'rooms-phone');
   noProblems(ann, bob);

@@ -2,11 +2,12 @@
 // Logging in and out, the session's client and its events, and the page's
 // wiring; the rest is in ui.js, rooms.js, chat.js and friends.js.
 import { ParleyClient } from '/sdk/parley.js';
+import { $, api, avatar, displayName, rememberProfile, rooms, state, toast } from './ui.js';
 import { closeRoom, markRead, renderChatHeader, renderOutbox, renderTyping, settle } from './chat.js';
 import { createGroup, onSearch, refreshFriends, selectTab } from './friends.js';
 import { dropRoom, onMessage, onPresence, onRead, onUnread, refreshRooms } from './rooms.js';
-import { $, api, avatar, displayName, POLL_MS, rememberProfile, rooms, state, toast } from './ui.js';
 
+const POLL_MS = 15_000; // friends and rooms are refreshed this often (the server pushes neither)
 let pollTimer = null;
 
 // --- log in -----------------------------------------------------------------

@@ -2,9 +2,11 @@
 // composer. The view stays pinned to the newest message until the user
 // scrolls up.
 import { Timeline } from '/sdk/parley.js';
+import { $, api, describe, h, knownPresence, lastSeen, nameOf, report, rooms, shortTime, state } from './ui.js';
 import { renderRooms, roomAvatar, roomTitle } from './rooms.js';
-import { $, api, describe, h, knownPresence, lastSeen, nameOf, PAGE, REACTIONS, report, rooms, shortTime, state } from './ui.js';
 
+const PAGE = 50; // history page size
+const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 const msgEls = new Map(); // seq -> <li> of the open room
 let context = null; // {type: 'reply' | 'edit', seq} of the composer
 

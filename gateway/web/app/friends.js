@@ -1,6 +1,6 @@
 // Friends, requests, search by handle, making groups, and the sidebar's tabs.
-import { ensureRoom, openDirect } from './rooms.js';
 import { $, api, avatar, displayName, h, rememberProfile, report, state } from './ui.js';
+import { ensureRoom, openDirect } from './rooms.js';
 
 let social = { friends: [], incoming: [], outgoing: [] };
 

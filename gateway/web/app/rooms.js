@@ -1,9 +1,9 @@
 // The room list: the user's rooms, their previews and unread counts, and
 // the live events that change them.
 import { Timeline } from '/sdk/parley.js';
+import { $, api, avatar, avatarColor, describe, h, nameOf, report, rooms, shortTime, state } from './ui.js';
 import { closeRoom, markRead, openFromHash, renderChatHeader, renderMessages, renderTicks } from './chat.js';
 import { renderFriends, selectTab } from './friends.js';
-import { $, api, avatar, avatarColor, describe, h, nameOf, report, rooms, shortTime, state } from './ui.js';
 
 // --- rooms ------------------------------------------------------------------
 

@@ -19,9 +19,6 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 const SESSION_KEY = 'parley.session';
-export const PAGE = 50; // history page size
-export const POLL_MS = 15_000; // friends and rooms are refreshed this often (the server pushes neither)
-export const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 
 export const api = new ParleyApi({
   session: JSON.parse(localStorage.getItem(SESSION_KEY) ?? 'null'),

@@ -48,6 +48,24 @@ async function actOn(page, text, action) {
   await m.getByRole('button', { name: action, exact: true }).click();
 }
 
+// contrastOnBubble (run in the page) is the WCAG contrast ratio of an
+// element's text colour, its opacity and its ancestors' applied, against its
+// bubble's background.
+function contrastOnBubble(el) {
+  const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+  const bubble = el.closest('.bubble');
+  let alpha = 1;
+  for (let e = el; e !== bubble.parentElement; e = e.parentElement) alpha *= Number(getComputedStyle(e).opacity);
+  const bg = rgb(getComputedStyle(bubble).backgroundColor);
+  const fg = rgb(getComputedStyle(el).color).map((c, i) => c * alpha + bg[i] * (1 - alpha));
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
 const noProblems = (...pages) => {
   for (const p of pages) assert.deepEqual(p.problems, [], 'page errors');
 };
@@ -109,6 +127,16 @@ test('two users register, become friends and chat live: typing, replies, reactio
 
   // Bob has the chat open: Ann's messages show as read.
   await message(ann, 'Coffee later?').locator('.tick.read').waitFor();
+  // Sent and read ticks stand out from the sender's bubble (WCAG AA: 4.5:1).
+  const ratios = await message(ann, 'Coffee later?').locator('.tick.read').evaluate((el, fn) => {
+    const contrast = new Function('return ' + fn)();
+    const read = contrast(el);
+    el.classList.remove('read'); // as shown until the other side reads it
+    const sent = contrast(el);
+    el.classList.add('read');
+    return { read, sent };
+  }, contrastOnBubble.toString());
+  for (const [tick, ratio] of Object.entries(ratios)) assert.ok(ratio >= 4.5, `${tick} tick: contrast ${ratio.toFixed(2)}:1 on the bubble`);
   await bob.fill('#input', 'See');
   await ann.locator('#typing', { hasText: 'is typing' }).waitFor();
   await ann.click('#tab-chats');

@@ -1,6 +1,7 @@
 // Parley web client, built on the SDK (/sdk/parley.js): the entry module.
 // Logging in and out, the session's client and its events, and the page's
-// wiring; the rest is in ui.js, rooms.js, chat.js and friends.js.
+// wiring (the chat pane wires its own); the rest is in ui.js, rooms.js,
+// chat.js and friends.js.
 import { ParleyClient } from '/sdk/parley.js';
 import { $, api, avatar, displayName, rememberProfile, rooms, state, toast } from './ui.js';
 import { closeRoom, markRead, renderChatHeader, renderOutbox, renderTyping, settle } from './chat.js';

@@ -13,6 +13,7 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/history"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 )
 
 func ptr(v uint64) *uint64 { return &v }
@@ -97,7 +98,7 @@ func TestHistoryServiceErrors(t *testing.T) {
 	t.Cleanup(func() { svc.Stop() })
 	ctx := context.Background()
 
-	for _, room := range []string{"", "a.b", "r>", "with space", string(make([]byte, bus.MaxRoomIDLen+1))} {
+	for _, room := range []string{"", "a.b", "r>", "with space", string(make([]byte, protocol.MaxIDLen+1))} {
 		_, err := history.Query(ctx, e.nc, &pb.HistoryQuery{Room: room})
 		var herr *history.Error
 		if !errors.As(err, &herr) || herr.Code != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT {

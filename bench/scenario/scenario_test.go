@@ -19,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/natsembed"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
@@ -48,7 +49,7 @@ func startNode(t *testing.T) *node.Node {
 		Roles:    node.Roles{Gateway: true, Processor: true, Archiver: true},
 		DataDir:  dir,
 		Embedded: true,
-		NATS:     bus.EmbeddedConfig{Name: "bench-test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
+		NATS:     natsembed.Config{Name: "bench-test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
 		Streams:  bus.StreamConfig{Partitions: 8},
 		OpenStore: func(context.Context) (store.Store, error) {
 			return pebblestore.Open(filepath.Join(dir, "store"), log)

@@ -1,5 +1,6 @@
 // Package bus wires Parley to NATS and JetStream: subjects, partitioning,
-// stream definitions and the embedded server.
+// stream definitions and Direct Get helpers. (Id rules are the protocol's,
+// pkg/protocol; the embedded server is pkg/natsembed.)
 package bus
 
 import (
@@ -19,32 +20,6 @@ const (
 
 // DefaultPartitions is the number of processor partitions rooms hash into.
 const DefaultPartitions = 64
-
-// MaxRoomIDLen bounds room ids, which appear as NATS subject tokens.
-const MaxRoomIDLen = 64
-
-// ValidRoomID reports whether id can be a room id: 1..64 characters of
-// [A-Za-z0-9_-], so it is always a single, literal NATS subject token.
-func ValidRoomID(id string) bool { return validToken(id) }
-
-// ValidUserID reports whether id can be a user id; user ids appear in
-// subjects too (presence.<id>, notify.<id>), so the same rule applies.
-func ValidUserID(id string) bool { return validToken(id) }
-
-func validToken(id string) bool {
-	if len(id) == 0 || len(id) > MaxRoomIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // Partition maps a room to its processor partition: FNV-1a 32-bit of the
 // room id mod n, the same function as the NATS server's partition() subject

@@ -31,6 +31,7 @@ import (
 	"github.com/parley-chat/parley/pkg/bus"
 	"github.com/parley-chat/parley/pkg/presence"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 )
 
 // Config tunes the local users; zero fields take the defaults.
@@ -311,7 +312,7 @@ func (u *Users) befriend(a, b string) {
 // onContactsChanged handles a bus.ContactsSubject event: "<a> <b>".
 func (u *Users) onContactsChanged(m *nats.Msg) {
 	a, b, ok := strings.Cut(string(m.Data), " ")
-	if !ok || !bus.ValidUserID(a) || !bus.ValidUserID(b) {
+	if !ok || !protocol.ValidUserID(a) || !protocol.ValidUserID(b) {
 		u.log.Warn("bad contacts event", zap.ByteString("data", m.Data))
 		return
 	}

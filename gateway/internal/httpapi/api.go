@@ -27,8 +27,8 @@ import (
 	"github.com/parley-chat/parley/gateway/internal/follow"
 	"github.com/parley-chat/parley/gateway/internal/ratelimit"
 	"github.com/parley-chat/parley/pkg/auth"
-	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
@@ -207,7 +207,7 @@ func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		User string `json:"user"`
 	}
-	if err := decodeBody(r, &req); err != nil || !bus.ValidUserID(req.User) {
+	if err := decodeBody(r, &req); err != nil || !protocol.ValidUserID(req.User) {
 		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body must be {\"user\": \"<1-64 printable characters>\"}")
 		return
 	}

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -69,7 +69,7 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, user string) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	members := []store.Member{{User: user, Role: store.RoleOwner, JoinedAt: now}}
 	for _, m := range req.Members {
-		if !bus.ValidUserID(m) {
+		if !protocol.ValidUserID(m) {
 			a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "members: invalid user id "+strconv.Quote(m))
 			return
 		}
@@ -94,7 +94,7 @@ func (a *API) directRoom(w http.ResponseWriter, r *http.Request, user string) {
 	var req struct {
 		User string `json:"user"`
 	}
-	if err := decodeBody(r, &req); err != nil || !bus.ValidUserID(req.User) {
+	if err := decodeBody(r, &req); err != nil || !protocol.ValidUserID(req.User) {
 		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, `body must be {"user": "<user id>"}`)
 		return
 	}
@@ -279,7 +279,7 @@ func (a *API) renameRoom(w http.ResponseWriter, r *http.Request, user string) {
 // event's seq once the processor stored it, or its rejection.
 func (a *API) roomChange(w http.ResponseWriter, r *http.Request, in *pb.InboundMessage) {
 	in.Room = r.PathValue("room")
-	if !bus.ValidRoomID(in.Room) {
+	if !protocol.ValidRoomID(in.Room) {
 		a.Fail(w, r, http.StatusNotFound, codeRoomNotFound, "room does not exist or you are not a member")
 		return
 	}

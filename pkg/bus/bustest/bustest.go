@@ -10,12 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/pkg/natsembed"
 )
 
 // Connect starts a server on a random loopback port and connects to it.
 func Connect(t testing.TB) *nats.Conn {
 	t.Helper()
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Port: -1, StoreDir: t.TempDir()})
+	ns, err := natsembed.Start(natsembed.Config{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package bus
+// Package natsembed starts a nats-server with JetStream inside this process:
+// the whole bus of `parley dev`, a node of a loopback cluster, or a test's
+// server. It is the only Parley package that links nats-server; clients
+// and roles reach NATS through nats.go alone.
+package natsembed
 
 import (
 	"fmt"
@@ -8,8 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// EmbeddedConfig configures an in-process nats-server with JetStream.
-type EmbeddedConfig struct {
+// Config configures an in-process nats-server with JetStream.
+type Config struct {
 	Name     string
 	StoreDir string // JetStream file store
 	Host     string // client listener; "" means 127.0.0.1
@@ -32,9 +36,9 @@ type EmbeddedConfig struct {
 	Logs bool
 }
 
-// StartEmbedded starts a nats-server in this process and waits until it
+// Start starts a nats-server in this process and waits until it
 // accepts connections.
-func StartEmbedded(c EmbeddedConfig) (*server.Server, error) {
+func Start(c Config) (*server.Server, error) {
 	host := c.Host
 	if host == "" {
 		host = "127.0.0.1"

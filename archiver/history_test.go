@@ -100,7 +100,7 @@ func TestHistoryServiceErrors(t *testing.T) {
 
 	for _, room := range []string{"", "a.b", "r>", "with space", string(make([]byte, protocol.MaxIDLen+1))} {
 		_, err := history.Query(ctx, e.nc, &pb.HistoryQuery{Room: room})
-		var herr *history.Error
+		var herr *protocol.Error
 		if !errors.As(err, &herr) || herr.Code != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT {
 			t.Fatalf("room %q: %v, want INVALID_ARGUMENT", room, err)
 		}
@@ -121,7 +121,7 @@ func TestHistoryServiceErrors(t *testing.T) {
 
 	e.st.failing.Store(true)
 	_, err = history.Query(ctx, e.nc, &pb.HistoryQuery{Room: "r-down"})
-	var herr *history.Error
+	var herr *protocol.Error
 	if !errors.As(err, &herr) || herr.Code != pb.ErrorCode_ERROR_CODE_INTERNAL {
 		t.Fatalf("failing store: %v, want INTERNAL", err)
 	}

@@ -12,25 +12,15 @@ import (
 
 	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 )
 
 // DefaultTimeout bounds a query whose context has no deadline: a request
 // without one would wait forever for a service that never answers.
 const DefaultTimeout = 5 * time.Second
 
-// Error is an error the history service answered with.
-type Error struct {
-	Code    pb.ErrorCode
-	Message string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("history: %s: %s", e.Code, e.Message) }
-
-// Proto returns the error as the protocol's Error, to pass on to a client.
-func (e *Error) Proto() *pb.Error { return &pb.Error{Code: e.Code, Message: e.Message} }
-
 // Query asks the history service for a page of q.Room's archived messages.
-// An error the service answered with is an *Error; transport failures (no
+// An error the service answered with is a *protocol.Error; transport failures (no
 // responders, timeout) are wrapped nats errors.
 func Query(ctx context.Context, nc *nats.Conn, q *pb.HistoryQuery) (*pb.HistoryResult, error) {
 	if _, ok := ctx.Deadline(); !ok {
@@ -51,7 +41,7 @@ func Query(ctx context.Context, nc *nats.Conn, q *pb.HistoryQuery) (*pb.HistoryR
 		return nil, fmt.Errorf("history: decode result for room %q: %w", q.GetRoom(), err)
 	}
 	if e := res.GetError(); e != nil {
-		return nil, &Error{Code: e.GetCode(), Message: e.GetMessage()}
+		return nil, protocol.FromProto(e)
 	}
 	return res, nil
 }

@@ -66,9 +66,9 @@ func TestQueryServiceError(t *testing.T) {
 	nc := bustest.Connect(t)
 	respond(t, nc, &pb.HistoryResult{Error: protocol.Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "room: bad")})
 	res, err := history.Query(context.Background(), nc, &pb.HistoryQuery{Room: "r"})
-	var herr *history.Error
+	var herr *protocol.Error
 	if !errors.As(err, &herr) || res != nil {
-		t.Fatalf("got %v, %v; want a *history.Error", res, err)
+		t.Fatalf("got %v, %v; want a *protocol.Error", res, err)
 	}
 	if herr.Code != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT || herr.Message != "room: bad" {
 		t.Fatalf("error = %+v", herr)

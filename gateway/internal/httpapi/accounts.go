@@ -1,33 +1,16 @@
 package httpapi
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net/http"
 
 	"github.com/parley-chat/parley/pkg/auth"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
-
-// accountStatus is the HTTP status of each service error code (a code this
-// gateway does not know, from a newer service, answers 502).
-var accountStatus = map[string]int{
-	accounts.CodeInvalidArgument:    http.StatusBadRequest,
-	accounts.CodeWeakPassword:       http.StatusBadRequest,
-	accounts.CodeTargetIsSelf:       http.StatusBadRequest,
-	accounts.CodeInvalidCredentials: http.StatusUnauthorized,
-	accounts.CodeUnauthenticated:    http.StatusUnauthorized,
-	accounts.CodeBlocked:            http.StatusForbidden,
-	accounts.CodeUserNotFound:       http.StatusNotFound,
-	accounts.CodeRequestNotFound:    http.StatusNotFound,
-	accounts.CodeNotFriends:         http.StatusNotFound,
-	accounts.CodeHandleTaken:        http.StatusConflict,
-	accounts.CodeAlreadyFriends:     http.StatusConflict,
-	accounts.CodeRequestExists:      http.StatusConflict,
-	accounts.CodeUnavailable:        http.StatusServiceUnavailable,
-}
 
 // ctx bounds one service call.
 func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -48,21 +31,21 @@ func respond[T any](a *API, w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // accountsFail answers a failed accounts service call: the service's
-// error with its HTTP status, or 503 when the service did not answer.
+// error, or UNAVAILABLE when the service did not answer.
 func (a *API) accountsFail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *accounts.Error
+	var e *protocol.Error
 	if errors.As(err, &e) {
-		a.Fail(w, r, cmp.Or(accountStatus[e.Code], http.StatusBadGateway), e.Code, e.Message)
+		a.Fail(w, r, e)
 		return
 	}
-	a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, "accounts service: "+err.Error())
+	a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "accounts service: "+err.Error())
 }
 
 // decode reads a JSON body into v, answering 400 when it cannot.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
 	if err := decodeBody(r, v); err != nil {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body: "+err.Error())
 		return false
 	}
 	return true

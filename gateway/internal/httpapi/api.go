@@ -33,14 +33,6 @@ import (
 	"github.com/parley-chat/parley/pkg/store"
 )
 
-// apiError is the body of every failed API call.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -117,26 +109,18 @@ func New(d Deps, log *zap.Logger, cfg Config) *API {
 	return &API{cfg: cfg, st: d.Store, acc: d.Accounts, users: d.Users, sends: d.Sends, verifier: d.Verifier, issuer: d.Issuer, log: log}
 }
 
-// Fail answers a failed request with the JSON error body.
-func (a *API) Fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	a.log.Info("api request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.String("code", code), zap.String("message", msg))
-	var e apiError
-	e.Error.Code, e.Error.Message = code, msg
-	writeJSON(w, status, e)
+// Fail answers a failed request: the HTTP status of e's code (the one
+// table, protocol.Error.HTTPStatus) and {"error": e}.
+func (a *API) Fail(w http.ResponseWriter, r *http.Request, e *protocol.Error) {
+	status := e.HTTPStatus()
+	a.log.Info("api request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Stringer("code", e.Code), zap.String("message", e.Message))
+	writeJSON(w, status, map[string]*protocol.Error{"error": e})
 }
 
-// API error codes (see schemas/README.md).
-const (
-	codeInvalidArgument = "INVALID_ARGUMENT"
-	codeUnauthenticated = "UNAUTHENTICATED"
-	codeRoomNotFound    = "ROOM_NOT_FOUND"
-	codeForbidden       = "FORBIDDEN"
-	codeUnavailable     = "UNAVAILABLE"
-	codeRateLimited     = "RATE_LIMITED"
-	// No route serves the path, or not with the request's method.
-	codeNotFound         = "NOT_FOUND"
-	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-)
+// fail answers a failure with code and msg.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, code pb.ErrorCode, msg string) {
+	a.Fail(w, r, &protocol.Error{Code: code, Message: msg})
+}
 
 const maxAPIBody = 1 << 20
 
@@ -151,18 +135,18 @@ func (a *API) withClaims(h func(w http.ResponseWriter, r *http.Request, c auth.C
 	return func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
-			a.Fail(w, r, http.StatusUnauthorized, codeUnauthenticated, "missing bearer token")
+			a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "missing bearer token")
 			return
 		}
 		claims, err := a.verifier.Verify(token)
 		if err != nil {
-			a.Fail(w, r, http.StatusUnauthorized, codeUnauthenticated, "invalid, expired or revoked token")
+			a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "invalid, expired or revoked token")
 			return
 		}
 		lu := a.users.Acquire(claims.User)
 		defer a.users.Release(lu)
 		if !lu.Limits().AllowRequest(&a.cfg.Limits) {
-			a.Fail(w, r, http.StatusTooManyRequests, codeRateLimited, "too many requests, slow down")
+			a.fail(w, r, pb.ErrorCode_ERROR_CODE_RATE_LIMITED, "too many requests, slow down")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
@@ -179,7 +163,7 @@ func (a *API) queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (
 	}
 	n, err := strconv.Atoi(q.Get("limit"))
 	if err != nil || n < 1 || n > max {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, fmt.Sprintf("limit: a number from 1 to %d", max))
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, fmt.Sprintf("limit: a number from 1 to %d", max))
 		return 0, false
 	}
 	return n, true
@@ -208,12 +192,12 @@ func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 		User string `json:"user"`
 	}
 	if err := decodeBody(r, &req); err != nil || !protocol.ValidUserID(req.User) {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body must be {\"user\": \"<1-64 printable characters>\"}")
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body must be {\"user\": \"<1-64 printable characters>\"}")
 		return
 	}
 	token, exp, err := a.issuer.Issue(req.User, "")
 	if err != nil {
-		a.Fail(w, r, http.StatusInternalServerError, codeUnavailable, err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INTERNAL, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": req.User, "token": token, "expires_at": exp.UTC()})

@@ -52,25 +52,25 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, user string) {
 		Members []string       `json:"members"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body: "+err.Error())
 		return
 	}
 	if req.Kind == "" {
 		req.Kind = store.RoomGroup
 	}
 	if req.Kind != store.RoomGroup && req.Kind != store.RoomChannel {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "kind must be group or channel (direct rooms: POST /api/v1/direct)")
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "kind must be group or channel (direct rooms: POST /api/v1/direct)")
 		return
 	}
 	if len(req.Name) > maxRoomName || len(req.Members) > maxInitialMembers {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "name: at most 200 bytes; members: at most 1000 (add more later)")
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "name: at most 200 bytes; members: at most 1000 (add more later)")
 		return
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	members := []store.Member{{User: user, Role: store.RoleOwner, JoinedAt: now}}
 	for _, m := range req.Members {
 		if !protocol.ValidUserID(m) {
-			a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "members: invalid user id "+strconv.Quote(m))
+			a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "members: invalid user id "+strconv.Quote(m))
 			return
 		}
 		if m != user {
@@ -82,7 +82,7 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, user string) {
 	}
 	room := store.Room{ID: newRoomID(), Kind: req.Kind, Name: req.Name, CreatedBy: user, CreatedAt: now}
 	if err := a.st.CreateRoom(r.Context(), room, members); err != nil {
-		a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, "create room: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "create room: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, roomJSON{Room: room, Role: store.RoleOwner})
@@ -95,11 +95,11 @@ func (a *API) directRoom(w http.ResponseWriter, r *http.Request, user string) {
 		User string `json:"user"`
 	}
 	if err := decodeBody(r, &req); err != nil || !protocol.ValidUserID(req.User) {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, `body must be {"user": "<user id>"}`)
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, `body must be {"user": "<user id>"}`)
 		return
 	}
 	if req.User == user {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "a direct room needs another user")
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "a direct room needs another user")
 		return
 	}
 	if !a.usersExist(w, r, "user", []string{req.User}) {
@@ -117,7 +117,7 @@ func (a *API) directRoom(w http.ResponseWriter, r *http.Request, user string) {
 		room, err = a.st.Room(r.Context(), room.ID)
 	}
 	if err != nil {
-		a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	if status == http.StatusCreated {
@@ -140,7 +140,7 @@ func (a *API) usersExist(w http.ResponseWriter, r *http.Request, field string, i
 	case err != nil:
 		a.accountsFail(w, r, err)
 	case len(unknown) > 0:
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, field+": no such users: "+strings.Join(unknown, ", "))
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, field+": no such users: "+strings.Join(unknown, ", "))
 	default:
 		return true
 	}
@@ -153,9 +153,9 @@ func (a *API) member(ctx context.Context, w http.ResponseWriter, r *http.Request
 	m, err := a.st.Member(ctx, room, user)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.Fail(w, r, http.StatusNotFound, codeRoomNotFound, "room does not exist or you are not a member")
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room does not exist or you are not a member")
 	case err != nil:
-		a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 	default:
 		return m, true
 	}
@@ -170,7 +170,7 @@ func (a *API) getRoom(w http.ResponseWriter, r *http.Request, user string) {
 	}
 	room, err := a.st.Room(r.Context(), id)
 	if err != nil {
-		a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, roomJSON{Room: room, Role: m.Role})
@@ -202,7 +202,7 @@ func roomPage[T any](a *API, w http.ResponseWriter, r *http.Request, user, key s
 	}
 	page, err := list(r.Context(), id, r.URL.Query().Get("after"), limit)
 	if err != nil {
-		a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	if page == nil {
@@ -226,7 +226,7 @@ func (a *API) addMembers(w http.ResponseWriter, r *http.Request, user string) {
 		Users []string `json:"users"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body: "+err.Error())
 		return
 	}
 	if !a.usersExist(w, r, "users", req.Users) {
@@ -256,7 +256,7 @@ func (a *API) setRole(w http.ResponseWriter, r *http.Request, user string) {
 		Role string `json:"role"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body: "+err.Error())
 		return
 	}
 	a.roomChange(w, r, &pb.InboundMessage{Sender: user, Kind: pb.MessageKind_MESSAGE_KIND_MEMBER_ROLE_CHANGED,
@@ -269,7 +269,7 @@ func (a *API) renameRoom(w http.ResponseWriter, r *http.Request, user string) {
 		Name string `json:"name"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		a.Fail(w, r, http.StatusBadRequest, codeInvalidArgument, "body: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "body: "+err.Error())
 		return
 	}
 	a.roomChange(w, r, &pb.InboundMessage{Sender: user, Kind: pb.MessageKind_MESSAGE_KIND_ROOM_RENAMED, Body: &pb.Body{Text: req.Name}})
@@ -280,27 +280,18 @@ func (a *API) renameRoom(w http.ResponseWriter, r *http.Request, user string) {
 func (a *API) roomChange(w http.ResponseWriter, r *http.Request, in *pb.InboundMessage) {
 	in.Room = r.PathValue("room")
 	if !protocol.ValidRoomID(in.Room) {
-		a.Fail(w, r, http.StatusNotFound, codeRoomNotFound, "room does not exist or you are not a member")
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND, "room does not exist or you are not a member")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 	defer cancel()
 	res, err := a.sends.Do(ctx, in)
 	if err != nil {
-		a.Fail(w, r, http.StatusServiceUnavailable, codeUnavailable, "room change not confirmed, retry: "+err.Error())
+		a.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "room change not confirmed, retry: "+err.Error())
 		return
 	}
 	if e := res.GetError(); e != nil {
-		status := map[pb.ErrorCode]int{
-			pb.ErrorCode_ERROR_CODE_ROOM_NOT_FOUND:    http.StatusNotFound,
-			pb.ErrorCode_ERROR_CODE_FORBIDDEN:         http.StatusForbidden,
-			pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT:  http.StatusBadRequest,
-			pb.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE: http.StatusBadRequest,
-		}[e.Code]
-		if status == 0 {
-			status = http.StatusServiceUnavailable
-		}
-		a.Fail(w, r, status, strings.TrimPrefix(e.Code.String(), "ERROR_CODE_"), e.Message)
+		a.Fail(w, r, protocol.FromProto(e))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]uint64{"seq": res.Seq})

@@ -3,6 +3,9 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 )
 
 // Router routes the gateway's requests and remembers every pattern it is
@@ -16,13 +19,13 @@ import (
 type Router struct {
 	api, site *http.ServeMux
 	patterns  []string
-	fail      func(w http.ResponseWriter, r *http.Request, status int, code, msg string)
+	fail      func(w http.ResponseWriter, r *http.Request, e *protocol.Error)
 }
 
 const apiPrefix = "/api/"
 
 // NewRouter answers unrouted requests with fail.
-func NewRouter(fail func(w http.ResponseWriter, r *http.Request, status int, code, msg string)) *Router {
+func NewRouter(fail func(w http.ResponseWriter, r *http.Request, e *protocol.Error)) *Router {
 	return &Router{api: http.NewServeMux(), site: http.NewServeMux(), fail: fail}
 }
 
@@ -71,10 +74,10 @@ func (rt *Router) unrouted(w http.ResponseWriter, r *http.Request, h http.Handle
 	if probe.status == http.StatusMethodNotAllowed {
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		rt.fail(w, r, http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" "+r.URL.Path+": allowed methods are "+allow)
+		rt.fail(w, r, protocol.Reject(pb.ErrorCode_ERROR_CODE_METHOD_NOT_ALLOWED, "%s %s: allowed methods are %s", r.Method, r.URL.Path, allow))
 		return
 	}
-	rt.fail(w, r, http.StatusNotFound, codeNotFound, "no route "+r.Method+" "+r.URL.Path)
+	rt.fail(w, r, protocol.Reject(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "no route %s %s", r.Method, r.URL.Path))
 }
 
 // statusProbe is a ResponseWriter that keeps only the status and headers.

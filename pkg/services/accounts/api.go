@@ -1,14 +1,15 @@
 package accounts
 
 import (
-	"fmt"
 	"time"
 
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
 // Endpoint subjects. Requests and replies are JSON; a reply is
-// {"result": ...} or {"error": {"code", "message"}}. Fields naming the
+// {"result": ...} or {"error": {"code", "message"}}, a protocol.Error with
+// a code of schemas/README.md. Fields naming the
 // acting user (Actor, User of SessionRef) are trusted: only the gateway,
 // which takes them from a verified token, may send them.
 const (
@@ -31,39 +32,10 @@ const (
 	SubjectList          = "parley.friends.list"
 )
 
-// Error codes (schemas/README.md, HTTP API errors).
-const (
-	CodeInvalidArgument    = "INVALID_ARGUMENT"    // a field is missing or invalid; the message names it
-	CodeWeakPassword       = "WEAK_PASSWORD"       // too short, the handle, one repeated character, or too common
-	CodeHandleTaken        = "HANDLE_TAKEN"        // another account holds the handle
-	CodeInvalidCredentials = "INVALID_CREDENTIALS" // wrong handle or password
-	CodeUnauthenticated    = "UNAUTHENTICATED"     // the refresh token is invalid, expired, rotated or revoked
-	CodeUserNotFound       = "USER_NOT_FOUND"
-	CodeTargetIsSelf       = "TARGET_IS_SELF"    // a friend request or block aimed at oneself
-	CodeAlreadyFriends     = "ALREADY_FRIENDS"   // a request to a friend
-	CodeRequestExists      = "REQUEST_EXISTS"    // a request is already pending between the two, either way
-	CodeRequestNotFound    = "REQUEST_NOT_FOUND" // no such pending request to accept, decline or cancel
-	CodeNotFriends         = "NOT_FRIENDS"       // removing a friend one does not have
-	CodeBlocked            = "BLOCKED"           // one of the two has blocked the other
-	CodeUnavailable        = "UNAVAILABLE"       // the store or the service did not answer; retry
-)
-
-// Error is an error the service answers with.
-type Error struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-func errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // reply is the envelope of every answer.
 type reply[T any] struct {
-	Result T      `json:"result"`
-	Error  *Error `json:"error,omitempty"`
+	Result T               `json:"result"`
+	Error  *protocol.Error `json:"error,omitempty"`
 }
 
 // Profile is what anyone may see of a user.

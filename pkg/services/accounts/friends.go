@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -22,7 +24,7 @@ import (
 // target checks t and reads its user: TARGET_IS_SELF, USER_NOT_FOUND.
 func (s *service) target(ctx context.Context, t Target) (store.User, error) {
 	if t.User == t.Actor {
-		return store.User{}, errorf(CodeTargetIsSelf, "you cannot do that to yourself")
+		return store.User{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_TARGET_IS_SELF, "you cannot do that to yourself")
 	}
 	return s.userByID(ctx, t.User)
 }
@@ -40,13 +42,13 @@ func (s *service) request(ctx context.Context, t Target) (Entry, error) {
 	}
 	switch {
 	case blocked(r):
-		return Entry{}, errorf(CodeBlocked, "one of you has blocked the other")
+		return Entry{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_BLOCKED, "one of you has blocked the other")
 	case r.State == store.Friends:
-		return Entry{}, errorf(CodeAlreadyFriends, "you are already friends")
+		return Entry{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_ALREADY_FRIENDS, "you are already friends")
 	case r.State == store.Outgoing:
-		return Entry{}, errorf(CodeRequestExists, "you already asked %s", t.User)
+		return Entry{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_REQUEST_EXISTS, "you already asked %s", t.User)
 	case r.State == store.Incoming:
-		return Entry{}, errorf(CodeRequestExists, "%s already asked you: accept their request", t.User)
+		return Entry{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_REQUEST_EXISTS, "%s already asked you: accept their request", t.User)
 	}
 	r.State, r.Since = store.Outgoing, now()
 	if err := s.st.SetRelation(ctx, r); err != nil {
@@ -57,13 +59,13 @@ func (s *service) request(ctx context.Context, t Target) (Entry, error) {
 
 // transition moves the pair of t from state from to state to, or fails
 // with code when it is not in from.
-func (s *service) transition(ctx context.Context, t Target, from, to store.FriendState, code, message string) (store.Relation, error) {
+func (s *service) transition(ctx context.Context, t Target, from, to store.FriendState, code pb.ErrorCode, message string) (store.Relation, error) {
 	r, err := s.st.Relation(ctx, t.Actor, t.User)
 	if err != nil {
 		return r, err
 	}
 	if r.State != from {
-		return r, errorf(code, "%s", message)
+		return r, protocol.Reject(code, "%s", message)
 	}
 	r.State, r.Since = to, time.Time{}
 	if to != store.NoFriendship {
@@ -73,7 +75,7 @@ func (s *service) transition(ctx context.Context, t Target, from, to store.Frien
 }
 
 func (s *service) accept(ctx context.Context, t Target) (Entry, error) {
-	r, err := s.transition(ctx, t, store.Incoming, store.Friends, CodeRequestNotFound, "no friend request from "+t.User)
+	r, err := s.transition(ctx, t, store.Incoming, store.Friends, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND, "no friend request from "+t.User)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -82,17 +84,17 @@ func (s *service) accept(ctx context.Context, t Target) (Entry, error) {
 }
 
 func (s *service) decline(ctx context.Context, t Target) (struct{}, error) {
-	_, err := s.transition(ctx, t, store.Incoming, store.NoFriendship, CodeRequestNotFound, "no friend request from "+t.User)
+	_, err := s.transition(ctx, t, store.Incoming, store.NoFriendship, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND, "no friend request from "+t.User)
 	return struct{}{}, err
 }
 
 func (s *service) cancel(ctx context.Context, t Target) (struct{}, error) {
-	_, err := s.transition(ctx, t, store.Outgoing, store.NoFriendship, CodeRequestNotFound, "no friend request to "+t.User)
+	_, err := s.transition(ctx, t, store.Outgoing, store.NoFriendship, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND, "no friend request to "+t.User)
 	return struct{}{}, err
 }
 
 func (s *service) remove(ctx context.Context, t Target) (struct{}, error) {
-	_, err := s.transition(ctx, t, store.Friends, store.NoFriendship, CodeNotFriends, t.User+" is not your friend")
+	_, err := s.transition(ctx, t, store.Friends, store.NoFriendship, pb.ErrorCode_ERROR_CODE_NOT_FRIENDS, t.User+" is not your friend")
 	return struct{}{}, err
 }
 
@@ -121,7 +123,7 @@ func (s *service) unblock(ctx context.Context, t Target) (struct{}, error) {
 func (s *service) list(ctx context.Context, q ListQuery) (EntryPage, error) {
 	page := EntryPage{Entries: []Entry{}}
 	if !slices.Contains(store.RelationLists, q.List) {
-		return page, errorf(CodeInvalidArgument, "list: one of friends, incoming, outgoing, blocked")
+		return page, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "list: one of friends, incoming, outgoing, blocked")
 	}
 	limit, e := pageLimit(q.Limit)
 	if e != nil {

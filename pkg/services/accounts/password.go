@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -30,20 +32,20 @@ var commonPasswords = map[string]bool{
 	"michelle": true, "corvette": true, "computer": true, "internet": true, "changeme": true,
 }
 
-// checkPassword returns an *Error saying what is wrong with password for
+// checkPassword returns an *protocol.Error saying what is wrong with password for
 // an account with handle, or nil.
-func checkPassword(password, handle string) *Error {
+func checkPassword(password, handle string) *protocol.Error {
 	switch {
 	case len(password) > MaxPassword:
-		return errorf(CodeInvalidArgument, "password: at most %d bytes", MaxPassword)
+		return protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "password: at most %d bytes", MaxPassword)
 	case len(password) < MinPassword:
-		return errorf(CodeWeakPassword, "password: at least %d bytes", MinPassword)
+		return protocol.Reject(pb.ErrorCode_ERROR_CODE_WEAK_PASSWORD, "password: at least %d bytes", MinPassword)
 	case strings.EqualFold(password, handle):
-		return errorf(CodeWeakPassword, "password: must not be the handle")
+		return protocol.Reject(pb.ErrorCode_ERROR_CODE_WEAK_PASSWORD, "password: must not be the handle")
 	case oneRune(password):
-		return errorf(CodeWeakPassword, "password: must not repeat one character")
+		return protocol.Reject(pb.ErrorCode_ERROR_CODE_WEAK_PASSWORD, "password: must not repeat one character")
 	case commonPasswords[strings.ToLower(password)]:
-		return errorf(CodeWeakPassword, "password: too common")
+		return protocol.Reject(pb.ErrorCode_ERROR_CODE_WEAK_PASSWORD, "password: too common")
 	}
 	return nil
 }

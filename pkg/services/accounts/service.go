@@ -34,6 +34,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parley-chat/parley/pkg/auth"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -124,7 +126,7 @@ func Serve(nc *nats.Conn, st Store, log *zap.Logger, cfg Config) (micro.Service,
 // handle adapts f to a micro endpoint: it decodes the JSON request, runs f
 // on a goroutine of its own (argon2id and store round trips must not hold
 // up the subscription), and publishes the reply envelope. Errors that are
-// not an *Error are logged and answered as UNAVAILABLE.
+// not an *protocol.Error are logged and answered as UNAVAILABLE.
 func handle[Req, Resp any](s *service, f func(context.Context, Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		s.slots <- struct{}{} // blocks delivery while every slot is busy
@@ -137,13 +139,13 @@ func handle[Req, Resp any](s *service, f func(context.Context, Req) (Resp, error
 			var req Req
 			var err error
 			if jerr := json.Unmarshal(data, &req); jerr != nil {
-				err = errorf(CodeInvalidArgument, "request: %v", jerr)
+				err = protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "request: %v", jerr)
 			} else {
 				out.Result, err = f(ctx, req)
 			}
 			if err != nil && !errors.As(err, &out.Error) {
 				s.log.Warn("request failed", zap.String("subject", subject), zap.Error(err))
-				out.Error = errorf(CodeUnavailable, "accounts unavailable, retry")
+				out.Error = protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "accounts unavailable, retry")
 			}
 			b, err := json.Marshal(out)
 			if err == nil {
@@ -180,10 +182,10 @@ const (
 )
 
 // normalizeHandle lower-cases handle and checks it.
-func normalizeHandle(handle string) (string, *Error) {
+func normalizeHandle(handle string) (string, *protocol.Error) {
 	h := strings.ToLower(handle)
 	if len(h) < minHandle || len(h) > maxHandle || !handleChars(h) {
-		return "", errorf(CodeInvalidArgument, "handle: %d-%d characters of a-z, 0-9, _ and .", minHandle, maxHandle)
+		return "", protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "handle: %d-%d characters of a-z, 0-9, _ and .", minHandle, maxHandle)
 	}
 	return h, nil
 }
@@ -197,20 +199,20 @@ func handleChars(s string) bool {
 	return true
 }
 
-func checkDisplayName(name string) *Error {
+func checkDisplayName(name string) *protocol.Error {
 	if utf8.RuneCountInString(name) > maxDisplayName || strings.ContainsFunc(name, unicode.IsControl) {
-		return errorf(CodeInvalidArgument, "display_name: at most %d printable characters", maxDisplayName)
+		return protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "display_name: at most %d printable characters", maxDisplayName)
 	}
 	return nil
 }
 
 // pageLimit checks a page size; 0 means DefaultPage.
-func pageLimit(limit int) (int, *Error) {
+func pageLimit(limit int) (int, *protocol.Error) {
 	switch {
 	case limit == 0:
 		return DefaultPage, nil
 	case limit < 0 || limit > MaxPage:
-		return 0, errorf(CodeInvalidArgument, "limit: 1-%d", MaxPage)
+		return 0, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "limit: 1-%d", MaxPage)
 	}
 	return limit, nil
 }
@@ -258,7 +260,7 @@ func (s *service) register(ctx context.Context, req Register) (Login, error) {
 	// CreateUser decides.
 	switch _, err := s.st.UserByHandle(ctx, handle); {
 	case err == nil:
-		return Login{}, errorf(CodeHandleTaken, "handle %s is taken", handle)
+		return Login{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_HANDLE_TAKEN, "handle %s is taken", handle)
 	case !errors.Is(err, store.ErrNotFound):
 		return Login{}, err
 	}
@@ -269,7 +271,7 @@ func (s *service) register(ctx context.Context, req Register) (Login, error) {
 	u := store.User{ID: newID("u"), Handle: handle, DisplayName: req.DisplayName, PasswordHash: hash, CreatedAt: now()}
 	if err := s.st.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return Login{}, errorf(CodeHandleTaken, "handle %s is taken", handle)
+			return Login{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_HANDLE_TAKEN, "handle %s is taken", handle)
 		}
 		return Login{}, err
 	}
@@ -280,7 +282,7 @@ func (s *service) register(ctx context.Context, req Register) (Login, error) {
 // login answers a wrong handle and a wrong password alike. (Handles are
 // public, so this hides nothing; it keeps clients simple.)
 func (s *service) login(ctx context.Context, req Credentials) (Login, error) {
-	badLogin := errorf(CodeInvalidCredentials, "wrong handle or password")
+	badLogin := protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_CREDENTIALS, "wrong handle or password")
 	u, err := s.st.UserByHandle(ctx, strings.ToLower(req.Handle))
 	if errors.Is(err, store.ErrNotFound) {
 		return Login{}, badLogin
@@ -341,7 +343,7 @@ func tokenHash(secret string) []byte {
 // refresh rotates the session's secret and signs new tokens. The session
 // keeps its expiry: refreshing never extends a login.
 func (s *service) refresh(ctx context.Context, req Refresh) (Login, error) {
-	bad := errorf(CodeUnauthenticated, "invalid, expired or revoked refresh token")
+	bad := protocol.Reject(pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "invalid, expired or revoked refresh token")
 	parts := strings.Split(req.RefreshToken, ".")
 	if len(parts) != 3 {
 		return Login{}, bad
@@ -374,7 +376,7 @@ func (s *service) refresh(ctx context.Context, req Refresh) (Login, error) {
 
 func (s *service) logout(ctx context.Context, ref SessionRef) (struct{}, error) {
 	if ref.Session == "" {
-		return struct{}{}, errorf(CodeInvalidArgument, "the token belongs to no login session (a development token)")
+		return struct{}{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "the token belongs to no login session (a development token)")
 	}
 	return struct{}{}, s.revoke(ctx, ref.User, ref.Session)
 }
@@ -406,7 +408,7 @@ func (s *service) changePassword(ctx context.Context, req PasswordChange) (struc
 		return struct{}{}, err
 	}
 	if !ok {
-		return struct{}{}, errorf(CodeInvalidCredentials, "current_password is wrong")
+		return struct{}{}, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_CREDENTIALS, "current_password is wrong")
 	}
 	if e := checkPassword(req.NewPassword, u.Handle); e != nil {
 		return struct{}{}, e
@@ -436,7 +438,7 @@ func (s *service) changePassword(ctx context.Context, req PasswordChange) (struc
 func (s *service) userByID(ctx context.Context, id string) (store.User, error) {
 	u, err := s.st.User(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return u, errorf(CodeUserNotFound, "no user %s", id)
+		return u, protocol.Reject(pb.ErrorCode_ERROR_CODE_USER_NOT_FOUND, "no user %s", id)
 	}
 	return u, err
 }
@@ -450,7 +452,7 @@ func (s *service) user(ctx context.Context, q UserQuery) (Profile, error) {
 func (s *service) unknown(ctx context.Context, q UserIDs) (UserIDs, error) {
 	out := UserIDs{IDs: []string{}}
 	if len(q.IDs) > MaxUserIDs {
-		return out, errorf(CodeInvalidArgument, "at most %d user ids at once", MaxUserIDs)
+		return out, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "at most %d user ids at once", MaxUserIDs)
 	}
 	known := make([]bool, len(q.IDs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -481,7 +483,7 @@ func (s *service) unknown(ctx context.Context, q UserIDs) (UserIDs, error) {
 func (s *service) users(ctx context.Context, q UserQuery) (UserPage, error) {
 	page := UserPage{Users: []Profile{}}
 	if (q.Handle == "") == (q.Prefix == "") {
-		return page, errorf(CodeInvalidArgument, "give one of handle and prefix")
+		return page, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "give one of handle and prefix")
 	}
 	if q.Handle != "" {
 		u, err := s.st.UserByHandle(ctx, strings.ToLower(q.Handle))
@@ -494,7 +496,7 @@ func (s *service) users(ctx context.Context, q UserQuery) (UserPage, error) {
 	}
 	prefix := strings.ToLower(q.Prefix)
 	if len(prefix) < store.MinSearchPrefix || len(prefix) > maxHandle || !handleChars(prefix) {
-		return page, errorf(CodeInvalidArgument, "prefix: %d-%d characters of a-z, 0-9, _ and .", store.MinSearchPrefix, maxHandle)
+		return page, protocol.Reject(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "prefix: %d-%d characters of a-z, 0-9, _ and .", store.MinSearchPrefix, maxHandle)
 	}
 	limit, e := pageLimit(q.Limit)
 	if e != nil {

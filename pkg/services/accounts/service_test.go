@@ -15,6 +15,8 @@ import (
 
 	"github.com/parley-chat/parley/pkg/auth"
 	"github.com/parley-chat/parley/pkg/bus/bustest"
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/pkg/store/pebblestore"
@@ -70,16 +72,16 @@ func (e env) register(t *testing.T, handle string) accounts.Login {
 	return l
 }
 
-// code returns the code of a service error, "" for nil; it fails on
+// code returns the code of a service error, UNSPECIFIED for nil; it fails on
 // transport errors.
-func code(t *testing.T, err error) string {
+func code(t *testing.T, err error) pb.ErrorCode {
 	t.Helper()
-	var e *accounts.Error
+	var e *protocol.Error
 	if err != nil && !errors.As(err, &e) {
 		t.Fatalf("not a service error: %v", err)
 	}
 	if e == nil {
-		return ""
+		return pb.ErrorCode_ERROR_CODE_UNSPECIFIED
 	}
 	return e.Code
 }
@@ -104,7 +106,8 @@ func TestFriendTransitions(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	a, b := e.register(t, "ann").User.ID, e.register(t, "ben").User.ID
-	act := func(subject, actor, user, want string) {
+	const ok = pb.ErrorCode_ERROR_CODE_UNSPECIFIED // no error
+	act := func(subject, actor, user string, want pb.ErrorCode) {
 		t.Helper()
 		var err error
 		switch subject {
@@ -116,7 +119,7 @@ func TestFriendTransitions(t *testing.T) {
 			err = e.c.Social(ctx, subject, accounts.Target{Actor: actor, User: user})
 		}
 		if got := code(t, err); got != want {
-			t.Fatalf("%s by %s on %s: %q, want %q", subject, actor, user, got, want)
+			t.Fatalf("%s by %s on %s: %v, want %v", subject, actor, user, got, want)
 		}
 	}
 	state := func(wantA, wantB string) {
@@ -134,40 +137,40 @@ func TestFriendTransitions(t *testing.T) {
 		}
 	}
 
-	act(accounts.SubjectFriendRequest, a, b, "")
+	act(accounts.SubjectFriendRequest, a, b, ok)
 	state("outgoing", "incoming")
-	act(accounts.SubjectFriendAccept, a, b, accounts.CodeRequestNotFound) // one's own request
-	act(accounts.SubjectFriendCancel, b, a, accounts.CodeRequestNotFound)
-	act(accounts.SubjectFriendDecline, a, b, accounts.CodeRequestNotFound)
-	act(accounts.SubjectFriendRemove, a, b, accounts.CodeNotFriends)
+	act(accounts.SubjectFriendAccept, a, b, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND) // one's own request
+	act(accounts.SubjectFriendCancel, b, a, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND)
+	act(accounts.SubjectFriendDecline, a, b, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND)
+	act(accounts.SubjectFriendRemove, a, b, pb.ErrorCode_ERROR_CODE_NOT_FRIENDS)
 	state("outgoing", "incoming")
-	act(accounts.SubjectFriendDecline, b, a, "")
+	act(accounts.SubjectFriendDecline, b, a, ok)
 	state("", "")
-	act(accounts.SubjectFriendRequest, a, b, "")
-	act(accounts.SubjectFriendCancel, a, b, "")
+	act(accounts.SubjectFriendRequest, a, b, ok)
+	act(accounts.SubjectFriendCancel, a, b, ok)
 	state("", "")
-	act(accounts.SubjectFriendRequest, b, a, "")
-	act(accounts.SubjectFriendAccept, a, b, "")
+	act(accounts.SubjectFriendRequest, b, a, ok)
+	act(accounts.SubjectFriendAccept, a, b, ok)
 	state("friends", "friends")
-	act(accounts.SubjectFriendRequest, a, b, accounts.CodeAlreadyFriends)
-	act(accounts.SubjectFriendAccept, a, b, accounts.CodeRequestNotFound)
-	act(accounts.SubjectFriendRemove, b, a, "")
+	act(accounts.SubjectFriendRequest, a, b, pb.ErrorCode_ERROR_CODE_ALREADY_FRIENDS)
+	act(accounts.SubjectFriendAccept, a, b, pb.ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND)
+	act(accounts.SubjectFriendRemove, b, a, ok)
 	state("", "")
 
 	// A block ends a pending request and refuses new ones both ways.
-	act(accounts.SubjectFriendRequest, a, b, "")
-	act(accounts.SubjectBlock, b, a, "")
+	act(accounts.SubjectFriendRequest, a, b, ok)
+	act(accounts.SubjectBlock, b, a, ok)
 	state("", "blocked")
-	act(accounts.SubjectFriendRequest, a, b, accounts.CodeBlocked)
-	act(accounts.SubjectFriendRequest, b, a, accounts.CodeBlocked)
-	act(accounts.SubjectBlock, a, b, "") // both block
+	act(accounts.SubjectFriendRequest, a, b, pb.ErrorCode_ERROR_CODE_BLOCKED)
+	act(accounts.SubjectFriendRequest, b, a, pb.ErrorCode_ERROR_CODE_BLOCKED)
+	act(accounts.SubjectBlock, a, b, ok) // both block
 	state("blocked", "blocked")
-	act(accounts.SubjectUnblock, b, a, "")
-	act(accounts.SubjectFriendRequest, b, a, accounts.CodeBlocked) // a's block stands
-	act(accounts.SubjectUnblock, a, b, "")
-	act(accounts.SubjectUnblock, a, b, "") // idempotent
+	act(accounts.SubjectUnblock, b, a, ok)
+	act(accounts.SubjectFriendRequest, b, a, pb.ErrorCode_ERROR_CODE_BLOCKED) // a's block stands
+	act(accounts.SubjectUnblock, a, b, ok)
+	act(accounts.SubjectUnblock, a, b, ok) // idempotent
 	state("", "")
-	act(accounts.SubjectFriendRequest, b, a, "")
+	act(accounts.SubjectFriendRequest, b, a, ok)
 	state("incoming", "outgoing")
 }
 
@@ -218,11 +221,11 @@ func TestPaging(t *testing.T) {
 		t.Fatalf("search fan = %v", handles)
 	}
 	for _, q := range []accounts.UserQuery{{}, {Handle: "star", Prefix: "sta"}, {Prefix: "fa"}, {Prefix: "fan", Limit: 101}} {
-		if _, err := e.c.Users(ctx, q); code(t, err) != accounts.CodeInvalidArgument {
+		if _, err := e.c.Users(ctx, q); code(t, err) != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT {
 			t.Errorf("users %+v: %v, want INVALID_ARGUMENT", q, err)
 		}
 	}
-	if _, err := e.c.List(ctx, accounts.ListQuery{Actor: star, List: "enemies"}); code(t, err) != accounts.CodeInvalidArgument {
+	if _, err := e.c.List(ctx, accounts.ListQuery{Actor: star, List: "enemies"}); code(t, err) != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT {
 		t.Errorf("list enemies: %v, want INVALID_ARGUMENT", err)
 	}
 }
@@ -238,7 +241,7 @@ func TestSessions(t *testing.T) {
 		t.Fatalf("claims %+v, %v", claims, err)
 	}
 	for _, bad := range []string{"", l.RefreshToken + "x", strings.Replace(l.RefreshToken, l.User.ID, "u0000", 1), l.RefreshToken + ".x"} {
-		if _, err := e.c.Refresh(ctx, accounts.Refresh{RefreshToken: bad}); code(t, err) != accounts.CodeUnauthenticated {
+		if _, err := e.c.Refresh(ctx, accounts.Refresh{RefreshToken: bad}); code(t, err) != pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED {
 			t.Errorf("refresh with %q: %v, want UNAUTHENTICATED", bad, err)
 		}
 	}
@@ -270,7 +273,7 @@ func TestSessions(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("revocation not reported")
 	}
-	if _, err := e.c.Refresh(ctx, accounts.Refresh{RefreshToken: l.RefreshToken}); code(t, err) != accounts.CodeUnauthenticated {
+	if _, err := e.c.Refresh(ctx, accounts.Refresh{RefreshToken: l.RefreshToken}); code(t, err) != pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED {
 		t.Fatalf("refresh after logout: %v", err)
 	}
 	// An entry that ends (expiry markers read as deletes) is dropped.
@@ -292,8 +295,9 @@ func TestRequestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out struct{ Error accounts.Error }
-	if err := json.Unmarshal(msg.Data, &out); err != nil || out.Error.Code != accounts.CodeInvalidArgument {
+	var out struct{ Error protocol.Error }
+	if err := json.Unmarshal(msg.Data, &out); err != nil || out.Error.Code != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT ||
+		!strings.Contains(string(msg.Data), `"code":"INVALID_ARGUMENT"`) {
 		t.Fatalf("answer %s, %v", msg.Data, err)
 	}
 	lone := accounts.NewClient(bustest.Connect(t))
@@ -314,7 +318,7 @@ func TestUnknown(t *testing.T) {
 	if unknown, err := e.c.Unknown(ctx, []string{ann.User.ID, bo.User.ID}); err != nil || len(unknown) != 0 {
 		t.Fatalf("Unknown of accounts = %v, %v", unknown, err)
 	}
-	if _, err := e.c.Unknown(ctx, make([]string, accounts.MaxUserIDs+1)); code(t, err) != accounts.CodeInvalidArgument {
+	if _, err := e.c.Unknown(ctx, make([]string, accounts.MaxUserIDs+1)); code(t, err) != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT {
 		t.Fatalf("over %d ids: %v", accounts.MaxUserIDs, err)
 	}
 }

@@ -274,6 +274,16 @@ func (g *Gateway) Shutdown() {
 	g.hubs.Stop()
 }
 
+// UseRevocations makes the gateway refuse the access tokens of revoked
+// sessions. Call it before Start; pair it with CloseLogin so connections
+// already open end too.
+func (g *Gateway) UseRevocations(r Revocations) { g.verifier.revoked = r }
+
+// CloseLogin closes every connection authenticated with a token of the
+// login session login. The revocation must already be visible to
+// UseRevocations' Revocations.
+func (g *Gateway) CloseLogin(login string) { g.sessions.CloseLogin(login) }
+
 // Connections is the number of open client connections.
 func (g *Gateway) Connections() int64 { return int64(g.sessions.Count()) }
 

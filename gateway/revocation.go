@@ -12,16 +12,6 @@ type Revocations interface {
 	Revoked(session string) bool
 }
 
-// UseRevocations makes the gateway refuse the access tokens of revoked
-// sessions. Call it before Start; pair it with CloseLogin so connections
-// already open end too.
-func (g *Gateway) UseRevocations(r Revocations) { g.verifier.revoked = r }
-
-// CloseLogin closes every connection authenticated with a token of the
-// login session login. The revocation must already be visible to
-// UseRevocations' Revocations.
-func (g *Gateway) CloseLogin(login string) { g.sessions.CloseLogin(login) }
-
 // verifier checks access tokens for sessions and the API alike.
 type verifier struct {
 	signer  *auth.Signer

@@ -45,13 +45,13 @@ const catchUpPage = 500
 // Invariant: every live member has received exactly the events 1..head it
 // asked for, in order; events reach members only under mu, in seq order.
 type Hub struct {
-	hs   *Hubs
+	d    *deps
 	room string
 
 	// ready is closed once init has run; initErr is then final.
 	ready   chan struct{}
 	initErr error
-	refs    int // members holding the hub; guarded by hs.mu
+	refs    int // members holding the hub; guarded by Hubs.mu
 	sub     *nats.Subscription
 	large   bool // more than SmallRoom members when the hub started; set by init
 
@@ -81,17 +81,17 @@ func (h *Hub) Room() string { return h.room }
 func (h *Hub) init(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	sub, err := h.hs.subs.subscribe(bus.RoomSubjects(h.room), h.onRoom)
+	sub, err := h.d.subs.subscribe(bus.RoomSubjects(h.room), h.onRoom)
 	if err != nil {
 		return err
 	}
-	head, err := h.hs.roomLog.Head(ctx, h.room)
+	head, err := h.d.roomLog.Head(ctx, h.room)
 	var small bool
 	if err == nil {
-		_, small, err = h.hs.SmallRoomMembers(ctx, h.room)
+		_, small, err = h.d.SmallRoomMembers(ctx, h.room)
 	}
 	if err != nil {
-		h.hs.subs.unsubscribe(sub)
+		h.d.subs.unsubscribe(sub)
 		return err
 	}
 	h.sub, h.head, h.large = sub, head, !small
@@ -135,7 +135,7 @@ func (h *Hub) onRoom(m *nats.Msg) {
 func (h *Hub) onLive(m *nats.Msg) {
 	seq, err := strconv.ParseUint(m.Header.Get(bus.HeaderSeq), 10, 64)
 	if err != nil {
-		h.hs.log.Error("room event without seq", zap.String("subject", m.Subject))
+		h.d.log.Error("room event without seq", zap.String("subject", m.Subject))
 		return
 	}
 	h.mu.Lock()
@@ -146,11 +146,11 @@ func (h *Hub) onLive(m *nats.Msg) {
 	if seq > h.head+1 {
 		// A missed event (core NATS is at-most-once): fill from storage
 		// before going on, so members never see a hole.
-		ctx, cancel := context.WithTimeout(context.Background(), h.hs.cfg.RequestTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), h.d.cfg.RequestTimeout)
 		evs, err := h.fetch(ctx, h.head+1, seq-1)
 		cancel()
 		if err != nil || uint64(len(evs)) != seq-1-h.head {
-			h.hs.log.Error("live gap not filled", zap.String("room", h.room), zap.Uint64("from", h.head+1), zap.Uint64("to", seq-1), zap.Int("got", len(evs)), zap.Error(err))
+			h.d.log.Error("live gap not filled", zap.String("room", h.room), zap.Uint64("from", h.head+1), zap.Uint64("to", seq-1), zap.Int("got", len(evs)), zap.Error(err))
 		}
 		for _, ev := range evs {
 			h.deliver(ev, leaversOf(ev.Raw))
@@ -161,7 +161,7 @@ func (h *Hub) onLive(m *nats.Msg) {
 
 // fetch reads from..to of the room's log as events.
 func (h *Hub) fetch(ctx context.Context, from, to uint64) ([]*push.Event, error) {
-	entries, err := h.hs.roomLog.Range(ctx, h.room, from, to)
+	entries, err := h.d.roomLog.Range(ctx, h.room, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +197,7 @@ func (h *Hub) deliver(ev *push.Event, leavers []string) {
 	for _, m := range h.members {
 		m.Push(ev)
 	}
-	h.hs.deliveries.Add(int64(len(h.members)))
+	h.d.deliveries.Add(int64(len(h.members)))
 	if len(leavers) == 0 {
 		return
 	}
@@ -278,7 +278,7 @@ func (h *Hub) Leave(m Member) {
 func (h *Hub) onSignal(m *nats.Msg) {
 	f := new(pb.ServerFrame)
 	if err := proto.Unmarshal(m.Data, f); err != nil {
-		h.hs.log.Error("bad room signal", zap.String("subject", m.Subject), zap.Error(err))
+		h.d.log.Error("bad room signal", zap.String("subject", m.Subject), zap.Error(err))
 		return
 	}
 	switch k := f.Kind.(type) {
@@ -318,7 +318,7 @@ func (h *Hub) tickOnline() {
 	for _, m := range h.members {
 		users[m.UserID()] = struct{}{}
 	}
-	stale := time.Now().Add(-3 * h.hs.cfg.OnlineInterval)
+	stale := time.Now().Add(-3 * h.d.cfg.OnlineInterval)
 	for gw, c := range h.counts {
 		if c.at.Before(stale) {
 			delete(h.counts, gw)
@@ -367,7 +367,7 @@ func (h *Hub) onlineSignal() *push.Signal {
 // reportOnline tells every gateway with members of this large room how
 // many are online here.
 func (h *Hub) reportOnline(online uint64) {
-	h.hs.pub.Publish(bus.RoomSignals(h.room),
+	h.d.pub.Publish(bus.RoomSignals(h.room),
 		&pb.ServerFrame{Kind: &pb.ServerFrame_RoomOnline{RoomOnline: &pb.RoomOnline{Room: h.room, Online: online}}},
-		nats.Header{bus.HeaderGateway: []string{h.hs.cfg.GatewayID}})
+		nats.Header{bus.HeaderGateway: []string{h.d.cfg.GatewayID}})
 }

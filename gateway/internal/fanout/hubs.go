@@ -16,69 +16,18 @@ package fanout
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/gateway/internal/push"
-	"github.com/parley-chat/parley/pkg/roomlog"
-	"github.com/parley-chat/parley/pkg/store"
 )
-
-// Config tunes the hubs; zero fields take the defaults.
-type Config struct {
-	GatewayID string // names this gateway in online-count reports
-	// SmallRoom is the most members a room may have for its members to
-	// see each other's receipts; larger rooms get an online count
-	// instead (default 100).
-	SmallRoom int
-	// OnlineInterval is how often gateways exchange large rooms' online
-	// counts (default 10s).
-	OnlineInterval time.Duration
-	// RequestTimeout bounds filling a live gap from the room log (default 10s).
-	RequestTimeout time.Duration
-}
-
-// WithDefaults fills the zero fields.
-func (c Config) WithDefaults() Config {
-	if c.SmallRoom <= 0 {
-		c.SmallRoom = 100
-	}
-	if c.OnlineInterval <= 0 {
-		c.OnlineInterval = 10 * time.Second
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
-	return c
-}
-
-// RoomLog reads rooms' stored messages (roomlog.Reader).
-type RoomLog interface {
-	// Head is the room's last seq, 0 if it has none.
-	Head(ctx context.Context, room string) (uint64, error)
-	// Range reads seqs from..to, in order; it may return fewer at the
-	// end when they are not stored yet.
-	Range(ctx context.Context, room string, from, to uint64) ([]roomlog.Entry, error)
-}
-
-// Members lists a room's members (store.RoomStore).
-type Members interface {
-	Members(ctx context.Context, room, afterUser string, limit int) ([]store.Member, error)
-}
 
 // Hubs holds the gateway's room hubs; a hub lives while a member holds it.
 type Hubs struct {
-	cfg        Config
-	nc         *nats.Conn
-	roomLog    RoomLog
-	members    Members
-	pub        push.Publisher
-	log        *zap.Logger
-	subs       *subscriptions // made by Start
-	deliveries atomic.Int64
+	deps
+	nc *nats.Conn
 
 	mu sync.Mutex
 	m  map[string]*Hub
@@ -87,8 +36,8 @@ type Hubs struct {
 // New makes the hubs; Start must run before the first Acquire.
 func New(nc *nats.Conn, roomLog RoomLog, members Members, log *zap.Logger, cfg Config) *Hubs {
 	return &Hubs{
-		cfg: cfg.WithDefaults(), nc: nc, roomLog: roomLog, members: members,
-		pub: push.Publisher{NC: nc, Log: log}, log: log, m: make(map[string]*Hub),
+		deps: deps{cfg: cfg.WithDefaults(), roomLog: roomLog, members: members, pub: push.Publisher{NC: nc, Log: log}, log: log},
+		nc:   nc, m: make(map[string]*Hub),
 	}
 }
 
@@ -108,7 +57,7 @@ func (hs *Hubs) Acquire(ctx context.Context, room string) (*Hub, error) {
 	hs.mu.Lock()
 	h, ok := hs.m[room]
 	if !ok {
-		h = &Hub{hs: hs, room: room, ready: make(chan struct{})}
+		h = &Hub{d: &hs.deps, room: room, ready: make(chan struct{})}
 		hs.m[room] = h
 	}
 	h.refs++
@@ -152,20 +101,6 @@ func (hs *Hubs) Count() int {
 // Deliveries counts the message events queued to members.
 func (hs *Hubs) Deliveries() int64 { return hs.deliveries.Load() }
 
-// SmallRoomMembers reads a room's members if it has at most SmallRoom of
-// them; small is false for larger rooms, whose members are not read.
-func (hs *Hubs) SmallRoomMembers(ctx context.Context, room string) (members []string, small bool, err error) {
-	ms, err := hs.members.Members(ctx, room, "", hs.cfg.SmallRoom+1)
-	if err != nil || len(ms) > hs.cfg.SmallRoom {
-		return nil, false, err
-	}
-	members = make([]string, len(ms))
-	for i, m := range ms {
-		members[i] = m.User
-	}
-	return members, true, nil
-}
-
 // SmallRoom tells whether room is small, from its local hub if it has one.
 func (hs *Hubs) SmallRoom(ctx context.Context, room string) (bool, error) {
 	hs.mu.Lock()
@@ -174,7 +109,7 @@ func (hs *Hubs) SmallRoom(ctx context.Context, room string) (bool, error) {
 	if h != nil && h.started() {
 		return !h.large, nil
 	}
-	_, small, err := hs.SmallRoomMembers(ctx, room)
+	_, small, err := hs.deps.SmallRoomMembers(ctx, room)
 	return small, err
 }
 

@@ -1,5 +1,11 @@
 package transport
 
+import (
+	"github.com/gobwas/ws"
+
+	"github.com/parley-chat/parley/pkg/protocol"
+)
+
 // Conn is a client connection as a session sees it. The transport behind it
 // owns WebSocket framing, heartbeats, idle timeouts and write buffers, so it
 // can be replaced (goroutine per connection, or an epoll reactor) without
@@ -24,4 +30,19 @@ type Conn interface {
 type FrameHandler interface {
 	Handle(data []byte)
 	Closed()
+}
+
+// Open starts a session for a new connection speaking codec's subprotocol.
+type Open func(c Conn, codec protocol.Codec) FrameHandler
+
+// noSubprotocol is the HTTP 400 body of a handshake offering no
+// subprotocol Parley speaks.
+const noSubprotocol = "unsupported or missing WebSocket subprotocol: offer " + protocol.SubprotocolJSON + " or " + protocol.SubprotocolProto
+
+// dataOpCode is the frame type of a codec's messages.
+func dataOpCode(c protocol.Codec) ws.OpCode {
+	if c.Binary() {
+		return ws.OpBinary
+	}
+	return ws.OpText
 }

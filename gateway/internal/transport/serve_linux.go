@@ -14,9 +14,6 @@ import (
 	"github.com/parley-chat/parley/pkg/protocol"
 )
 
-// DefaultTransport is the transport of a Config that names none.
-const DefaultTransport = Epoll
-
 // newEpollServer serves /ws from the reactor and everything else with
 // handler. (A keep-alive HTTP connection that asks for /ws later is
 // upgraded by handler's Upgrader, the goroutine transport: browsers and SDKs

@@ -8,9 +8,6 @@ import (
 	"net/http"
 )
 
-// DefaultTransport is the transport of a Config that names none.
-const DefaultTransport = Goroutine
-
 func newEpollServer(*Upgrader, http.Handler) (server, error) {
 	return nil, errors.New("the epoll transport needs Linux; use " + Goroutine)
 }

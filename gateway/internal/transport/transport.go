@@ -20,80 +20,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gobwas/ws"
 	"go.uber.org/zap"
-
-	"github.com/parley-chat/parley/pkg/protocol"
 )
-
-// Transports: how client connections are served.
-const (
-	// Epoll serves WebSockets from a few epoll loops with no goroutine
-	// per idle connection (Linux only, the default there).
-	Epoll = "epoll"
-	// Goroutine runs a reader and a writer goroutine per connection
-	// behind net/http (portable, the default elsewhere).
-	Goroutine = "goroutine"
-)
-
-// Config tunes the transport; zero fields take the defaults.
-type Config struct {
-	Transport    string        // Epoll (default on Linux without TLS) or Goroutine
-	TLS          TLSConfig     // serve TLS only when set
-	Pollers      int           // epoll loops (default: one per CPU)
-	MaxFrameSize int64         // largest WebSocket message
-	SendQueue    int           // frames queued per connection before it counts as slow (default 4096)
-	Heartbeat    time.Duration // server ping interval (default 25s)
-	IdleTimeout  time.Duration // close after this long without any frame (default 60s)
-	WriteTimeout time.Duration // a stalled write closes the connection as slow (default 10s)
-}
-
-// WithDefaults fills the zero fields.
-func (c Config) WithDefaults() Config {
-	if c.SendQueue <= 0 {
-		c.SendQueue = 4096
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 25 * time.Second
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.Transport == "" {
-		c.Transport = DefaultTransport
-		if c.TLS.Enabled() {
-			c.Transport = Goroutine // the only one carrying TLS
-		}
-	}
-	return c
-}
-
-// Open starts a session for a new connection speaking codec's subprotocol.
-type Open func(c Conn, codec protocol.Codec) FrameHandler
-
-// noSubprotocol is the HTTP 400 body of a handshake offering no
-// subprotocol Parley speaks.
-const noSubprotocol = "unsupported or missing WebSocket subprotocol: offer " + protocol.SubprotocolJSON + " or " + protocol.SubprotocolProto
-
-// dataOpCode is the frame type of a codec's messages.
-func dataOpCode(c protocol.Codec) ws.OpCode {
-	if c.Binary() {
-		return ws.OpBinary
-	}
-	return ws.OpText
-}
-
-// server is one transport's listener loop.
-type server interface {
-	Serve(ln net.Listener) error
-	// Shutdown stops accepting; WebSocket connections stay open.
-	Shutdown(ctx context.Context) error
-	// Close releases the transport, ending connections still open.
-	Close()
-}
 
 // Transport accepts clients on a listener and owns their connections' I/O.
 type Transport struct {

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/archiver"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/history"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/history"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
 )

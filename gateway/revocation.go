@@ -3,7 +3,7 @@ package gateway
 import (
 	"fmt"
 
-	"github.com/parley-chat/parley/pkg/auth"
+	"github.com/parley-chat/parley/internal/auth"
 )
 
 // Revocations tells which login sessions are revoked (logout, password

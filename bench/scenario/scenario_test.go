@@ -18,10 +18,10 @@ import (
 	"github.com/parley-chat/parley/bench/report"
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/natsembed"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
 
 // workerEnv makes the test binary a bench worker, for tests of real

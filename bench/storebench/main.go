@@ -37,13 +37,13 @@ import (
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/bench/metrics"
 	"github.com/parley-chat/parley/bench/report"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/logging"
-	"github.com/parley-chat/parley/pkg/natsembed"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/logging"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
 )
 
 // params are what a run measures; they go into the results verbatim.

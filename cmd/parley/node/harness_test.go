@@ -18,15 +18,15 @@ import (
 
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
+	"github.com/parley-chat/parley/internal/store/scyllastore/scyllatest"
 	"github.com/parley-chat/parley/pkg/client"
-	"github.com/parley-chat/parley/pkg/natsembed"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore/scyllatest"
 	"github.com/parley-chat/parley/processor"
 )
 

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
-	"github.com/parley-chat/parley/pkg/natsauth"
-	"github.com/parley-chat/parley/pkg/natsembed"
+	"github.com/parley-chat/parley/internal/natsauth"
+	"github.com/parley-chat/parley/internal/natsembed"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/pkg/natsembed"
+	"github.com/parley-chat/parley/internal/natsembed"
 )
 
 // get returns an ops endpoint's status and body; status 0 when nothing

@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/gateway/internal/push"
-	"github.com/parley-chat/parley/pkg/roomlog"
+	"github.com/parley-chat/parley/internal/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

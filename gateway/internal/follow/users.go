@@ -28,8 +28,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/gateway/internal/push"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/presence"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/presence"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
 )

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/parley-chat/parley/pkg/auth"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

@@ -17,11 +17,11 @@ import (
 	"github.com/parley-chat/parley/gateway/internal/follow"
 	"github.com/parley-chat/parley/gateway/internal/outbox"
 	"github.com/parley-chat/parley/gateway/internal/ratelimit"
-	"github.com/parley-chat/parley/pkg/auth"
-	"github.com/parley-chat/parley/pkg/bus/bustest"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/bus/bustest"
+	"github.com/parley-chat/parley/internal/sequencer"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
-	"github.com/parley-chat/parley/pkg/sequencer"
-	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

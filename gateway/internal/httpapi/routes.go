@@ -3,7 +3,7 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/parley-chat/parley/pkg/services/accounts"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/parley-chat/parley/internal/sequencer"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
-	"github.com/parley-chat/parley/pkg/sequencer"
 )
 
 // Outbox sends to the processors.

@@ -9,9 +9,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/pkg/bus/bustest"
+	"github.com/parley-chat/parley/internal/bus/bustest"
+	"github.com/parley-chat/parley/internal/sequencer"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
-	"github.com/parley-chat/parley/pkg/sequencer"
 )
 
 // Client messages and room changes leave stamped alike: with the receive

@@ -8,9 +8,9 @@ import (
 	"github.com/parley-chat/parley/gateway/internal/follow"
 	"github.com/parley-chat/parley/gateway/internal/push"
 	"github.com/parley-chat/parley/gateway/internal/ratelimit"
-	"github.com/parley-chat/parley/pkg/auth"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/roomlog"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
-	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

@@ -29,7 +29,7 @@ import (
 	"github.com/parley-chat/parley/gateway/internal/outbox"
 	"github.com/parley-chat/parley/gateway/internal/push"
 	"github.com/parley-chat/parley/gateway/internal/transport"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"

@@ -6,8 +6,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parley-chat/parley/internal/roomlog"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
-	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

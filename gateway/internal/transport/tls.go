@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/parley-chat/parley/pkg/tlsreload"
+	"github.com/parley-chat/parley/internal/tlsreload"
 )
 
 // newTLS loads the certificate, failing if it is not valid, and returns

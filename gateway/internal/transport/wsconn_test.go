@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/gateway/reactor"
-	"github.com/parley-chat/parley/pkg/tlsreload/tlstest"
+	"github.com/parley-chat/parley/internal/tlsreload/tlstest"
 )
 
 type discardFrames struct{}

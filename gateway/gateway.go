@@ -120,7 +120,6 @@ func (c Config) withDefaults() Config {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
-	c.Limits = c.Limits.WithDefaults()
 	return c
 }
 

@@ -43,7 +43,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type Config struct {
 	DevTokens      bool             // serve POST /api/v1/dev/tokens (never in production)
 	RequestTimeout time.Duration    // bus calls of one request (default 10s)
-	Limits         ratelimit.Config // per-user buckets (WithDefaults applied)
+	Limits         ratelimit.Config // per-user buckets
 }
 
 // Store is what the API reads and writes in the store.
@@ -106,6 +106,7 @@ func New(d Deps, log *zap.Logger, cfg Config) *API {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	return &API{cfg: cfg, st: d.Store, acc: d.Accounts, users: d.Users, sends: d.Sends, verifier: d.Verifier, issuer: d.Issuer, log: log}
 }
 

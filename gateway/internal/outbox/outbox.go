@@ -4,8 +4,8 @@
 // sequencer.Client.
 //
 // Invariant: every InboundMessage leaves with its receive time set and a
-// client_msg_id (a random "api-…" one for room changes, which the
-// processor's dedup then never confuses with a client's).
+// client_msg_id: the client's for a message, a fresh random "api-…" one for
+// each room change, so the processor's dedup never merges two changes.
 package outbox
 
 import (

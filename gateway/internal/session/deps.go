@@ -20,7 +20,7 @@ type Config struct {
 	MaxBodySize    int              // largest message body (default protocol.DefaultMaxBodySize)
 	AuthTimeout    time.Duration    // close if not authenticated by then (default 10s)
 	RequestTimeout time.Duration    // bus and store calls of one request (default 10s)
-	Limits         ratelimit.Config // per-user buckets (WithDefaults applied)
+	Limits         ratelimit.Config // per-user buckets
 }
 
 // Hubs are the rooms' local fan-out (fanout.Hubs).

@@ -69,6 +69,7 @@ func New(deps Deps, log *zap.Logger, cfg Config) *Sessions {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	return &Sessions{Deps: deps, cfg: cfg, log: log, m: make(map[uint64]*Session)}
 }
 

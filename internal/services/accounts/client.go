@@ -10,7 +10,7 @@ import (
 )
 
 // Client calls the accounts service. An error the service answered with is
-// an *protocol.Error; transport failures (no responders, timeout) are wrapped nats
+// a *protocol.Error; transport failures (no responders, timeout) are wrapped nats
 // errors.
 type Client struct{ nc *nats.Conn }
 

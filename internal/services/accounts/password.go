@@ -32,7 +32,7 @@ var commonPasswords = map[string]bool{
 	"michelle": true, "corvette": true, "computer": true, "internet": true, "changeme": true,
 }
 
-// checkPassword returns an *protocol.Error saying what is wrong with password for
+// checkPassword returns a *protocol.Error saying what is wrong with password for
 // an account with handle, or nil.
 func checkPassword(password, handle string) *protocol.Error {
 	switch {

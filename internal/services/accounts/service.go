@@ -126,7 +126,7 @@ func Serve(nc *nats.Conn, st Store, log *zap.Logger, cfg Config) (micro.Service,
 // handle adapts f to a micro endpoint: it decodes the JSON request, runs f
 // on a goroutine of its own (argon2id and store round trips must not hold
 // up the subscription), and publishes the reply envelope. Errors that are
-// not an *protocol.Error are logged and answered as UNAVAILABLE.
+// not a *protocol.Error are logged and answered as UNAVAILABLE.
 func handle[Req, Resp any](s *service, f func(context.Context, Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		s.slots <- struct{}{} // blocks delivery while every slot is busy

@@ -114,7 +114,7 @@ func New(d Deps, log *zap.Logger, cfg Config) *API {
 // table, protocol.Error.HTTPStatus) and {"error": e}.
 func (a *API) Fail(w http.ResponseWriter, r *http.Request, e *protocol.Error) {
 	status := e.HTTPStatus()
-	a.log.Info("api request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Stringer("code", e.Code), zap.String("message", e.Message))
+	a.log.Info("api request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.String("code", protocol.CodeName(e.Code)), zap.String("message", e.Message))
 	writeJSON(w, status, map[string]*protocol.Error{"error": e})
 }
 

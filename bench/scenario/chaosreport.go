@@ -1,0 +1,136 @@
+package scenario
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/bench/load"
+	"github.com/parley-chat/parley/bench/metrics"
+	"github.com/parley-chat/parley/bench/verify"
+)
+
+// faultLatency is a fault step's send→deliver by when its messages were
+// sent (load.SeriesBySend): before the fault, while it lasted, and after
+// it was lifted; and the time to recover.
+type faultLatency struct {
+	Before, During, After metrics.Snapshot
+	// Threshold is the pre-fault value p99 must get back under: the highest
+	// one-second p99 before the fault, so that ordinary noise does not read
+	// as a failure to recover.
+	Threshold time.Duration
+	// Recovered is how long after the reference time the last second with
+	// a p99 above Threshold ended (0: none); Unrecovered says that one
+	// was still within the step's last 3 seconds.
+	Recovered   time.Duration
+	Unrecovered bool
+}
+
+// recoveryTail is how many seconds at the end of a step must be back under
+// the threshold for a fault to count as recovered from.
+const recoveryTail = 3
+
+// faultLatencies measures a fault step: loadStart..loadEnd its load, run
+// its fault, ref the time recovery is counted from.
+func faultLatencies(s *metrics.Series, loadStart, loadEnd time.Time, run FaultRun, ref time.Time) faultLatency {
+	from, at, lifted, end := loadStart.Unix(), run.Start.Unix(), run.Lifted.Unix(), loadEnd.Unix()
+	fl := faultLatency{
+		Before: s.Window(from, at),
+		During: s.Window(at, lifted+1),
+		After:  s.Window(lifted+1, end+1),
+	}
+	for sec := from + 1; sec < at; sec++ { // the first second is partly before the load
+		fl.Threshold = max(fl.Threshold, s.Window(sec, sec+1).P99)
+	}
+	last := int64(-1)
+	for sec := ref.Unix(); sec <= end; sec++ {
+		if w := s.Window(sec, sec+1); w.Count > 0 && w.P99 > fl.Threshold {
+			last = sec
+		}
+	}
+	if last >= 0 {
+		fl.Recovered = max(time.Unix(last+1, 0).Sub(ref), 0)
+		fl.Unrecovered = last+recoveryTail > end
+	}
+	return fl
+}
+
+// chaosFindings are the per-fault table, the archive check and what failed.
+func chaosFindings(o *Outcome) Findings {
+	var f Findings
+	t := Table{
+		Title: "Faults",
+		Note: "One step per fault: load, the fault, load after it, then a drain. Anomalies are verification's findings in the step " +
+			"(its messages and drain). Unacked: messages of the step never acked, however often retried. " +
+			"p99 send→deliver of the messages sent before the fault, while it lasted, and after it was lifted (latencies are capped at 60 s). " +
+			"Recovery: from the kill, or from the resume or the store's return, until the end of the last second whose messages " +
+			"had a p99 above the highest one-second p99 before the fault (the threshold).",
+		Header: []string{"fault", "process", "at", "lifted after", "lost", "stored twice", "reordered", "duplicated", "gaps", "unacked",
+			"p99 before", "p99 during", "p99 after", "threshold", "recovery", "from"},
+	}
+	var prev verify.Totals
+	var worst time.Duration
+	recovered := 0
+	for _, s := range o.Steps {
+		if s.Step.Fault == nil || s.Verify == nil {
+			continue
+		}
+		run, v := s.Fault, *s.Verify
+		d := func(cur, old uint64) string { return fmt.Sprint(int64(cur) - int64(old)) }
+		unacked := int64(s.Agg.Count(load.Sent)) - int64(s.Agg.Count(load.Acked))
+		row := []string{s.Step.Name, run.Process, "", "", d(v.Lost, prev.Lost), d(v.StoredTwice, prev.StoredTwice),
+			d(v.Reordered, prev.Reordered), d(v.Duplicated, prev.Duplicated), d(v.Gaps, prev.Gaps), fmt.Sprint(unacked)}
+		prev = v
+		if unacked != 0 {
+			f.fail("%s: %d messages never acked", s.Step.Name, unacked)
+		}
+		if run.Err != "" {
+			f.fail("%s: %s", s.Step.Name, run.Err)
+		}
+		if run.Start.IsZero() || run.Lifted.IsZero() {
+			t.Rows = append(t.Rows, append(row, "–", "–", "–", "–", "not injected", ""))
+			continue
+		}
+		row[2] = fmtDur(run.Start.Sub(o.Result.Start))
+		row[3] = fmtDur(run.Lifted.Sub(run.Start))
+		ref := s.Step.Fault.recoveryFrom(run)
+		from := "resume"
+		if s.Step.Fault.Kind == faultKill {
+			from = "kill"
+		}
+		fl := faultLatencies(s.Agg.Series(load.SeriesBySend), s.Start, s.End, run, ref)
+		rec := fmtDur(fl.Recovered)
+		if fl.Unrecovered {
+			rec = "not within the step"
+		} else {
+			recovered++
+			worst = max(worst, fl.Recovered)
+		}
+		t.Rows = append(t.Rows, append(row, fmtDur(fl.Before.P99), fmtDur(fl.During.P99), fmtDur(fl.After.P99), fmtDur(fl.Threshold), rec, from))
+	}
+	f.Tables = append(f.Tables, t)
+	f.figure("Faults recovered from", float64(recovered), "", fmt.Sprintf("of %d: p99 back under its pre-fault value within the step", len(t.Rows)))
+	f.latency("Longest recovery", worst, "of the faults recovered from")
+	archiveFindings(&f, o.Archive)
+	return f
+}
+
+// archiveFindings adds the archive check.
+func archiveFindings(f *Findings, a *ArchiveCheck) {
+	if a == nil {
+		return
+	}
+	f.figure("Archive: rooms complete", float64(a.Complete), "", fmt.Sprintf("of %d: seqs 1..head dense, head = CHAT_MSG's, every acked message there once", a.Rooms))
+	f.figure("Archive: messages read back", float64(a.Archived), "", "through the history service, from the history store")
+	f.figure("Archive: seqs missing", float64(a.Missing), "", "below a room's archive head or CHAT_MSG head")
+	f.figure("Archive: client messages stored twice", float64(a.Twice), "", "(room, sender, client_msg_id) under two seqs")
+	if !a.OK() {
+		f.fail("the archive is incomplete: %d of %d rooms complete", a.Complete, a.Rooms)
+	}
+	if len(a.Problems) > 0 {
+		t := Table{Title: "Archive problems", Header: []string{"problem"}}
+		for _, p := range a.Problems {
+			t.Rows = append(t.Rows, []string{p})
+		}
+		f.Tables = append(f.Tables, t)
+	}
+}

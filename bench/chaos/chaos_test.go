@@ -28,7 +28,7 @@ var clusterPorts = []string{
 var chaosArgs = []string{
 	"--rooms", "20", "--members", "4", "--rate", "100",
 	"--faults", "kill:processor-1,kill:archiver-1,kill:gateway-1,kill:nats-leader,store",
-	"--before", "8s", "--after", "15s", "--down", "3s", "--outage", "20s",
+	"--before", "8s", "--after", "20s", "--down", "3s", "--outage", "20s",
 }
 
 // requireTools skips the test when something the cluster needs is

@@ -32,7 +32,11 @@ import (
 const (
 	faultKill  = "kill"  // kill -9, down for Hold, then restart
 	faultPause = "pause" // SIGSTOP for Hold, then SIGCONT
-	faultStore = "store" // Cassandra killed, out for Hold, then restarted
+	// faultStore stops Cassandra gracefully (it drains), out for Hold, then
+	// restarts it. kill:cassandra is the crash: the local cluster's node
+	// syncs its commit log every 10 s, so a kill -9 may lose writes it had
+	// acknowledged, which no client of it can make up for.
+	faultStore = "store"
 )
 
 // Targets resolved when the fault starts: the NATS server leading CHAT_MSG,
@@ -53,7 +57,7 @@ const defaultFaults = "kill:processor-1,kill:archiver-1,kill:gateway-1,kill:nats
 func startAllowance(kind, target string) time.Duration {
 	switch {
 	case kind == faultStore:
-		return time.Minute // a JVM starting on a busy machine
+		return 75 * time.Second // a drain, and a JVM starting on a busy machine
 	case kind == faultKill && strings.HasPrefix(target, "nats-"):
 		return 15 * time.Second // catching up on its streams
 	case kind == faultKill:
@@ -202,8 +206,11 @@ func (f *Fault) inject(ctx context.Context, env Env, start time.Time, logf func(
 		return run
 	}
 	stop, lift := "kill", "restart"
-	if f.Kind == faultPause {
+	switch f.Kind {
+	case faultPause:
 		stop, lift = "pause", "resume"
+	case faultStore:
+		stop = "stop"
 	}
 	logf("fault: %s %s", stop, run.Process)
 	run.Start = time.Now()

@@ -156,3 +156,22 @@ func TestParseFaults(t *testing.T) {
 		}
 	}
 }
+
+func TestArchiverCatchUp(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	run := FaultRun{Start: at(3), Lifted: at(5)}
+	pts := []LagPoint{{at(0), 10}, {at(1), 30}, {at(2), 20}, {at(3), 50}, {at(4), -1}, {at(5), 400}, {at(6), 90}, {at(7), 25}, {at(8), 5}}
+	peak, after, ok := archiverCatchUp(pts, run, 0)
+	if peak != 400 || after != 2*time.Second || !ok {
+		t.Errorf("peak %d, caught up %v (%v), want 400, 2s", peak, after, ok)
+	}
+	// Still behind at the end.
+	if _, _, ok := archiverCatchUp(pts[:7], run, 0); ok {
+		t.Error("caught up while the backlog stayed above 30")
+	}
+	// Within a second's messages (100) counts.
+	if _, after, ok := archiverCatchUp(pts, run, 100); !ok || after != time.Second {
+		t.Errorf("with slack: caught up %v (%v), want 1s", after, ok)
+	}
+}

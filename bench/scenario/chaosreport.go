@@ -77,9 +77,11 @@ func chaosFindings(o *Outcome) Findings {
 			"p99 send→deliver of the messages sent before the fault, while it lasted, and after it was lifted (latencies are capped at 60 s). " +
 			"Recovery: from the kill, or from the resume or the store's return, until the end of the last second whose messages " +
 			"(with those of the seconds either side) had a p99 above the threshold: twice the p99 before the fault, or the highest such " +
-			"three-second p99 before it if higher, so that a shared machine's noise does not read as a failure to recover.",
+			"three-second p99 before it if higher, so that a shared machine's noise does not read as a failure to recover. " +
+			"Archiver backlog: CHAT_MSG messages the archiver had not acked, polled each second (delivery does not wait for it); " +
+			"caught up: when it first came back within the highest backlog seen before the fault, or one second's messages if more.",
 		Header: []string{"fault", "process", "at", "lifted after", "lost", "stored twice", "reordered", "duplicated", "gaps", "unacked",
-			"p99 before", "p99 during", "p99 after", "threshold", "recovery", "from"},
+			"p99 before", "p99 during", "p99 after", "threshold", "recovery", "from", "archiver backlog peak", "archiver caught up"},
 	}
 	var prev verify.Totals
 	var worst time.Duration
@@ -101,7 +103,7 @@ func chaosFindings(o *Outcome) Findings {
 			f.fail("%s: %s", s.Step.Name, run.Err)
 		}
 		if run.Start.IsZero() || run.Lifted.IsZero() {
-			t.Rows = append(t.Rows, append(row, "–", "–", "–", "–", "not injected", ""))
+			t.Rows = append(t.Rows, append(row, "–", "–", "–", "–", "not injected", "", "–", "–"))
 			continue
 		}
 		row[2] = fmtDur(run.Start.Sub(o.Result.Start))
@@ -119,7 +121,14 @@ func chaosFindings(o *Outcome) Findings {
 			recovered++
 			worst = max(worst, fl.Recovered)
 		}
-		t.Rows = append(t.Rows, append(row, fmtDur(fl.Before.P99), fmtDur(fl.During.P99), fmtDur(fl.After.P99), fmtDur(fl.Threshold), rec, from))
+		// Within a second's messages counts as caught up.
+		peak, caught, ok := archiverCatchUp(s.ArchiverLag, run, int64(s.Step.Rate))
+		caughtUp := "not within the step"
+		if ok {
+			caughtUp = fmtDur(caught) + " after lifting"
+		}
+		t.Rows = append(t.Rows, append(row, fmtDur(fl.Before.P99), fmtDur(fl.During.P99), fmtDur(fl.After.P99), fmtDur(fl.Threshold), rec, from,
+			fmt.Sprint(peak), caughtUp))
 	}
 	f.Tables = append(f.Tables, t)
 	f.figure("Faults recovered from", float64(recovered), "", fmt.Sprintf("of %d: p99 back under its pre-fault value within the step", len(t.Rows)))

@@ -69,9 +69,11 @@ type StepOutcome struct {
 	Step       Step
 	Start, End time.Time // the load, before the drain
 	Agg        *load.Aggregate
-	CPU        Contention     // over Start..End
-	Fault      FaultRun       // what the step's fault did, if it had one
-	Verify     *verify.Totals // the run's verification up to this step's end, with Design.VerifySteps
+	CPU        Contention // over Start..End
+	Fault      FaultRun   // what the step's fault did, if it had one
+	// ArchiverLag is the archiver's backlog each second of a fault's step.
+	ArchiverLag []LagPoint
+	Verify      *verify.Totals // the run's verification up to this step's end, with Design.VerifySteps
 }
 
 // Drain settings: a step is over once nothing was delivered for drainQuiet.
@@ -274,9 +276,13 @@ func (r *runner) steps(ctx context.Context) error {
 		r.logf("step %s: %v at %.0f msg/s", st.Name, st.Duration, st.Rate)
 		before := readCPU(r.env.ServerPIDs, benchPIDs(r.c))
 		var fault chan FaultRun
+		var lag func() []LagPoint
 		if st.Fault != nil {
 			fault = make(chan FaultRun, 1)
 			go func() { fault <- st.Fault.inject(ctx, r.env, start, r.logf) }()
+			if r.env.NATSURL != "" {
+				lag = watchArchiver(ctx, r.env.NATSURL)
+			}
 		}
 		if _, err := r.c.Do(ctx, func(w int) coord.Command {
 			return coord.Command{Op: coord.OpRun, Traffic: &traffic[w], At: start}
@@ -291,6 +297,9 @@ func (r *runner) steps(ctx context.Context) error {
 		so.CPU = readCPU(r.env.ServerPIDs, benchPIDs(r.c)).since(before)
 		if _, err := r.c.All(ctx, coord.Command{Op: coord.OpDrain, Quiet: drainQuiet, Limit: drainLimit}); err != nil {
 			return fmt.Errorf("step %s: drain: %w", st.Name, err)
+		}
+		if lag != nil {
+			so.ArchiverLag = lag()
 		}
 		last := i == len(o.Design.Steps)-1
 		replies, err := r.c.All(ctx, coord.Command{Op: coord.OpReport, Final: last || o.Design.VerifySteps})

@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
+
+	"github.com/parley-chat/parley/gateway/internal/httpapi"
 )
 
 const openAPIPath = "../schemas/openapi.yaml"
@@ -34,7 +36,7 @@ func loadOpenAPI(t *testing.T) map[string]any {
 // "METHOD /path" (ServeMux patterns and OpenAPI paths share {name}).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	g := New(nil, nil, nil, nil, zap.NewNop(), Config{DevTokens: true})
-	served := g.Handler().(*router).patterns
+	served := g.Handler().(*httpapi.Router).Patterns()
 
 	var documented []string
 	paths, _ := loadOpenAPI(t)["paths"].(map[string]any)

@@ -29,10 +29,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/config"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/roomlog"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/pkg/config"
+	"github.com/parley-chat/parley/internal/config"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
 

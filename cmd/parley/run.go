@@ -14,16 +14,16 @@ import (
 
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/config"
-	"github.com/parley-chat/parley/pkg/logging"
-	"github.com/parley-chat/parley/pkg/presence"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/logging"
+	"github.com/parley-chat/parley/internal/presence"
+	"github.com/parley-chat/parley/internal/services/accounts"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
+	"github.com/parley-chat/parley/internal/tlsreload"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
-	"github.com/parley-chat/parley/pkg/tlsreload"
 )
 
 // settings are a command's parsed flags.

@@ -27,12 +27,13 @@ import (
 
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/auth"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/natsauth"
-	"github.com/parley-chat/parley/pkg/ops"
-	"github.com/parley-chat/parley/pkg/presence"
-	"github.com/parley-chat/parley/pkg/services/accounts"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/natsauth"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/ops"
+	"github.com/parley-chat/parley/internal/presence"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/processor"
 	"github.com/parley-chat/parley/processor/notify"
@@ -50,7 +51,7 @@ type Config struct {
 
 	// Embedded starts a nats-server in this process; else NATSURL is used.
 	Embedded bool
-	NATS     bus.EmbeddedConfig
+	NATS     natsembed.Config
 	NATSURL  string
 	// NATSTLS secures the connections to NATSURL (not to an embedded
 	// server).
@@ -168,7 +169,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 	if cfg.Embedded {
 		ec := cfg.NATS
 		ec.Users, ec.NoAuthUser, n.passwords = embeddedUsers()
-		if n.ns, err = bus.StartEmbedded(ec); err != nil {
+		if n.ns, err = natsembed.Start(ec); err != nil {
 			return nil, err
 		}
 		url = n.ns.ClientURL()

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,11 +126,12 @@ func (c Config) withDefaults() Config {
 
 // Gateway serves clients.
 type Gateway struct {
-	cfg   Config
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	rooms Store
-	log   *zap.Logger
+	cfg    Config
+	mounts []func(handle func(pattern string, h http.Handler)) // Mount's
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	rooms  Store
+	log    *zap.Logger
 
 	verifier  *verifier
 	outbox    *outbox.Outbox
@@ -212,8 +214,28 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.HandleFunc("GET /metrics", g.serveMetrics)
 	g.api.Routes(mux)
+	for _, routes := range g.mounts {
+		routes(mux.Handle)
+	}
 	mux.Handle("GET /", web.Handler())
 	return mux
+}
+
+// Mount adds another component's routes (media uploads) to the gateway's
+// HTTP API; call it before Start.
+func (g *Gateway) Mount(routes func(handle func(pattern string, h http.Handler))) {
+	g.mounts = append(g.mounts, routes)
+}
+
+// Authenticate returns the user of a request's bearer token (valid, of a
+// live session), for the routes other components mount.
+func (g *Gateway) Authenticate(r *http.Request) (string, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "", fmt.Errorf("%w: missing bearer token", auth.ErrInvalidToken)
+	}
+	c, err := g.verifier.Verify(token)
+	return c.User, err
 }
 
 // Serve accepts clients on ln, after Start, until Drain: over TLS only

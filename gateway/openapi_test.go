@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-chat/parley/gateway/media"
+
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
@@ -36,6 +38,8 @@ func loadOpenAPI(t *testing.T) map[string]any {
 // "METHOD /path" (ServeMux patterns and OpenAPI paths share {name}).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	g := New(nil, nil, nil, nil, zap.NewNop(), Config{DevTokens: true})
+	// The node mounts the media routes the same way.
+	g.Mount(media.New(media.Config{}, nil, nil, nil, nil, nil, zap.NewNop()).Routes)
 	served := g.Handler().(*httpapi.Router).Patterns()
 
 	var documented []string

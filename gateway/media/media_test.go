@@ -25,8 +25,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/gateway/media"
-	"github.com/parley-chat/parley/pkg/auth"
-	"github.com/parley-chat/parley/pkg/bus/bustest"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/bus/bustest"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
 	blob "github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/backend"
 	"github.com/parley-chat/parley/pkg/media/catalog"
@@ -36,7 +37,6 @@ import (
 	"github.com/parley-chat/parley/pkg/media/mediatest"
 	"github.com/parley-chat/parley/pkg/media/refs"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
 
 // Test limits: small, so that passing them is cheap.

@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	gwmedia "github.com/parley-chat/parley/gateway/media"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/backend"
 	"github.com/parley-chat/parley/pkg/media/catalog"

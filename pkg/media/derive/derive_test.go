@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/parley-chat/parley/pkg/bus/bustest"
+	"github.com/parley-chat/parley/internal/bus/bustest"
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/catalog"
 	"github.com/parley-chat/parley/pkg/media/derive"

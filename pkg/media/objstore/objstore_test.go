@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/parley-chat/parley/pkg/bus/bustest"
+	"github.com/parley-chat/parley/internal/bus/bustest"
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
 	"github.com/parley-chat/parley/pkg/media/objstore"

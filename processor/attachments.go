@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/parley-chat/parley/pkg/media/refs"
+	"github.com/parley-chat/parley/internal/media/refs"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
 )

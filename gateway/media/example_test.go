@@ -10,12 +10,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/gateway/media"
-	"github.com/parley-chat/parley/pkg/media/backend"
-	"github.com/parley-chat/parley/pkg/media/catalog"
-	"github.com/parley-chat/parley/pkg/media/derive"
-	"github.com/parley-chat/parley/pkg/media/inspect"
-	"github.com/parley-chat/parley/pkg/media/objstore"
-	"github.com/parley-chat/parley/pkg/media/refs"
+	"github.com/parley-chat/parley/internal/media/backend"
+	"github.com/parley-chat/parley/internal/media/catalog"
+	"github.com/parley-chat/parley/internal/media/derive"
+	"github.com/parley-chat/parley/internal/media/inspect"
+	"github.com/parley-chat/parley/internal/media/objstore"
+	"github.com/parley-chat/parley/internal/media/refs"
 )
 
 // Example wires media into a process that runs a gateway and the derive

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/parley-chat/parley/pkg/media/catalog"
+	"github.com/parley-chat/parley/internal/media/catalog"
 )
 
 // Links are short-lived URLs a browser can use where it cannot send an

@@ -39,11 +39,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/parley-chat/parley/internal/media/catalog"
+	"github.com/parley-chat/parley/internal/media/derive"
+	"github.com/parley-chat/parley/internal/media/inspect"
+	"github.com/parley-chat/parley/internal/media/refs"
 	blob "github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/catalog"
-	"github.com/parley-chat/parley/pkg/media/derive"
-	"github.com/parley-chat/parley/pkg/media/inspect"
-	"github.com/parley-chat/parley/pkg/media/refs"
 )
 
 // Authenticator names the user a request is authenticated as (the

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/parley-chat/parley/internal/media/catalog"
 	blob "github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/catalog"
 )
 
 // The resumable protocol (schemas/README.md, "Uploads"), a subset of tus

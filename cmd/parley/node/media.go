@@ -10,12 +10,12 @@ import (
 
 	gwmedia "github.com/parley-chat/parley/gateway/media"
 	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/media/backend"
+	"github.com/parley-chat/parley/internal/media/catalog"
+	"github.com/parley-chat/parley/internal/media/derive"
+	"github.com/parley-chat/parley/internal/media/inspect"
+	"github.com/parley-chat/parley/internal/media/refs"
 	"github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/backend"
-	"github.com/parley-chat/parley/pkg/media/catalog"
-	"github.com/parley-chat/parley/pkg/media/derive"
-	"github.com/parley-chat/parley/pkg/media/inspect"
-	"github.com/parley-chat/parley/pkg/media/refs"
 )
 
 // MediaConfig is how a node stores and serves uploads.

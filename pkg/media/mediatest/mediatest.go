@@ -28,8 +28,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/parley-chat/parley/internal/media/s3store"
 	"github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/s3store"
 )
 
 // Run runs every conformance test as a subtest. open returns a store for

@@ -21,8 +21,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/parley-chat/parley/internal/media/catalog"
 	"github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/catalog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 

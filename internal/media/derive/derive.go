@@ -29,9 +29,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/parley-chat/parley/internal/media/catalog"
+	"github.com/parley-chat/parley/internal/media/inspect"
 	"github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/catalog"
-	"github.com/parley-chat/parley/pkg/media/inspect"
 )
 
 // Subjects and names on the bus.

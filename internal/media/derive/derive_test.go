@@ -15,12 +15,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/internal/bus/bustest"
+	"github.com/parley-chat/parley/internal/media/catalog"
+	"github.com/parley-chat/parley/internal/media/derive"
+	"github.com/parley-chat/parley/internal/media/inspect"
+	"github.com/parley-chat/parley/internal/media/objstore"
 	"github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/catalog"
-	"github.com/parley-chat/parley/pkg/media/derive"
-	"github.com/parley-chat/parley/pkg/media/inspect"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
-	"github.com/parley-chat/parley/pkg/media/objstore"
 )
 
 type env struct {

@@ -8,9 +8,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/internal/bus/bustest"
+	"github.com/parley-chat/parley/internal/media/objstore"
 	"github.com/parley-chat/parley/pkg/media"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
-	"github.com/parley-chat/parley/pkg/media/objstore"
 )
 
 func TestConformance(t *testing.T) {

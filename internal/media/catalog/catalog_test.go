@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/internal/bus/bustest"
-	"github.com/parley-chat/parley/pkg/media/catalog"
+	"github.com/parley-chat/parley/internal/media/catalog"
 )
 
 func open(t *testing.T) *catalog.Catalog {

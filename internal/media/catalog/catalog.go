@@ -31,7 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/parley-chat/parley/pkg/media/inspect"
+	"github.com/parley-chat/parley/internal/media/inspect"
 )
 
 // DefaultBucket holds the records.

@@ -9,7 +9,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/parley-chat/parley/pkg/media/inspect"
+	"github.com/parley-chat/parley/internal/media/inspect"
 	"github.com/parley-chat/parley/pkg/media/mediatest"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parley-chat/parley/internal/media/objstore"
+	"github.com/parley-chat/parley/internal/media/s3store"
 	"github.com/parley-chat/parley/pkg/media"
-	"github.com/parley-chat/parley/pkg/media/objstore"
-	"github.com/parley-chat/parley/pkg/media/s3store"
 )
 
 // Config chooses and configures the backend.

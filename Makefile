@@ -7,8 +7,10 @@ TOOLS     := $(CURDIR)/.tools
 BUF       := github.com/bufbuild/buf/cmd/buf@v1.50.0
 PROTOCGEN := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 CASSANDRA := deploy/cassandra/cassandra-node
+S3NODE    := deploy/s3/s3-node
 # Under CI a backend the tests need that is missing fails them, never skips.
 export PARLEY_REQUIRE_CASSANDRA ?= $(if $(filter true,$(CI)),1,)
+export PARLEY_REQUIRE_S3 ?= $(if $(filter true,$(CI)),1,)
 
 .PHONY: all build run test test-deps test-go test-web test-fuzz test-deploy deploy-tools image vet fuzz proto bench clean
 
@@ -25,11 +27,13 @@ vet:
 	$(GO) vet ./...
 
 # Runs a short fuzz of every fuzz target, then starts a Cassandra node for
-# the ScyllaDB backend tests, runs every Go test with the race detector, and
-# stops the node whatever the outcome.
+# the ScyllaDB backend tests and an S3 server (versitygw) for the S3 media
+# backend tests, runs every Go test with the race detector, and stops both
+# whatever the outcome.
 test: test-deps vet test-fuzz test-web test-deploy
 	$(CASSANDRA) start
-	$(MAKE) test-go; rc=$$?; $(CASSANDRA) stop; exit $$rc
+	$(S3NODE) start || { $(CASSANDRA) stop; exit 1; }
+	$(MAKE) test-go; rc=$$?; $(S3NODE) stop; $(CASSANDRA) stop; exit $$rc
 
 # The end-to-end tests run a second time on the portable goroutine-per-
 # connection WebSocket transport (on Pebble only: the store is not what
@@ -41,8 +45,9 @@ test-go:
 # What the tests need besides Go, installed from Debian with apt-get (as
 # root, else through sudo) when missing: Chromium where the browser tests
 # launch it, Node.js and npm for the web tests, a Java 17 JDK and Maven for
-# the Cassandra test node, etcd for the chart's API server test. `make -n
-# test-deps` shows what would be installed.
+# the Cassandra test node, ffmpeg for the media derivative tests, etcd for
+# the chart's API server test. `make -n test-deps` shows what would be
+# installed.
 # The web tests need Node.js 20 or later, which Debian 12's packages are not.
 CHROMIUM      = $(or $(PARLEY_CHROMIUM),/usr/bin/chromium)
 JAVA_CMDS     = $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java $(JAVA_HOME)/bin/javac,java javac)
@@ -50,6 +55,7 @@ TEST_PACKAGES = $(strip $(if $(wildcard $(CHROMIUM)),,chromium fonts-noto-color-
 	$(call packages-for,node npm,nodejs npm) \
 	$(call packages-for,$(JAVA_CMDS),openjdk-17-jdk-headless) \
 	$(call packages-for,mvn,maven) \
+	$(call packages-for,ffmpeg ffprobe,ffmpeg) \
 	$(call packages-for,etcd,etcd-server))
 # $(call packages-for,COMMANDS,PACKAGES): PACKAGES when a command is not on PATH.
 packages-for  = $(if $(strip $(foreach c,$(1),$(if $(shell command -v $(c)),,$(c)))),$(2))

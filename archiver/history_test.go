@@ -10,9 +10,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/archiver"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/history"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/history"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+	"github.com/parley-chat/parley/pkg/protocol"
 )
 
 func ptr(v uint64) *uint64 { return &v }
@@ -97,9 +98,9 @@ func TestHistoryServiceErrors(t *testing.T) {
 	t.Cleanup(func() { svc.Stop() })
 	ctx := context.Background()
 
-	for _, room := range []string{"", "a.b", "r>", "with space", string(make([]byte, bus.MaxRoomIDLen+1))} {
+	for _, room := range []string{"", "a.b", "r>", "with space", string(make([]byte, protocol.MaxIDLen+1))} {
 		_, err := history.Query(ctx, e.nc, &pb.HistoryQuery{Room: room})
-		var herr *history.Error
+		var herr *protocol.Error
 		if !errors.As(err, &herr) || herr.Code != pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT {
 			t.Fatalf("room %q: %v, want INVALID_ARGUMENT", room, err)
 		}
@@ -120,7 +121,7 @@ func TestHistoryServiceErrors(t *testing.T) {
 
 	e.st.failing.Store(true)
 	_, err = history.Query(ctx, e.nc, &pb.HistoryQuery{Room: "r-down"})
-	var herr *history.Error
+	var herr *protocol.Error
 	if !errors.As(err, &herr) || herr.Code != pb.ErrorCode_ERROR_CODE_INTERNAL {
 		t.Fatalf("failing store: %v, want INTERNAL", err)
 	}

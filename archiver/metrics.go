@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/parley-chat/parley/pkg/ops"
+	"github.com/parley-chat/parley/internal/ops"
 )
 
 var (

@@ -1,33 +1,47 @@
-// Package gateway is Parley's client edge: WebSocket connections (the
-// parley.v1.json and parley.v1.proto subprotocols), the HTTP API, and local
-// fan-out of room messages to the connections subscribed on this gateway.
+// Package gateway is Parley's client edge, assembled from one package per
+// job (under internal/): transport (WebSocket upgrades and frames, TLS),
+// session (the client protocol of each connection), fanout (room hubs:
+// local delivery of messages and signals, gap fill, catch-up), follow
+// (local users, rate limits, presence following), outbox (the one send
+// path into the processors) and httpapi (the REST API). It builds them,
+// hands each the narrow interfaces it needs, and serves health, readiness
+// and metrics. None of them knows the Gateway.
 package gateway
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
-	"sync/atomic"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/parley-chat/parley/gateway/internal/fanout"
+	"github.com/parley-chat/parley/gateway/internal/follow"
+	"github.com/parley-chat/parley/gateway/internal/httpapi"
+	"github.com/parley-chat/parley/gateway/internal/outbox"
+	"github.com/parley-chat/parley/gateway/internal/push"
+	"github.com/parley-chat/parley/gateway/internal/ratelimit"
+	"github.com/parley-chat/parley/gateway/internal/session"
+	"github.com/parley-chat/parley/gateway/internal/transport"
 	"github.com/parley-chat/parley/gateway/web"
-	"github.com/parley-chat/parley/pkg/auth"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/ops"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/ops"
+	"github.com/parley-chat/parley/internal/roomlog"
+	"github.com/parley-chat/parley/internal/sequencer"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/roomlog"
-	"github.com/parley-chat/parley/pkg/sequencer"
-	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -52,6 +66,46 @@ type Config struct {
 	DrainTime      time.Duration // Drain spreads closing connections over this long
 }
 
+// SignalConfig tunes the ephemeral signals: presence, typing, read
+// receipts and online counts.
+type SignalConfig struct {
+	// SmallRoom is the most members a room may have for its members to
+	// follow each other's presence and see read receipts; larger rooms
+	// get an online count instead (default 100).
+	SmallRoom int
+	// OnlineInterval is how often gateways exchange large rooms' online
+	// counts (default 10s).
+	OnlineInterval time.Duration
+	// TypingRate and TypingBurst limit a user's typing frames (default 1
+	// per second, bursts of 5); clients resend every 3 s while typing.
+	TypingRate  float64
+	TypingBurst int
+}
+
+// RateLimits are per-user token buckets. Negative rates disable a limit.
+type RateLimits = ratelimit.Config
+
+// TLSConfig makes the gateway's listener serve TLS only (https://, wss://).
+type TLSConfig = transport.TLSConfig
+
+// Transports: how client connections are served.
+const (
+	TransportEpoll     = transport.Epoll
+	TransportGoroutine = transport.Goroutine
+	DefaultTransport   = transport.DefaultTransport
+)
+
+// ReasonRevoked is the close reason of connections whose login session was
+// revoked (close code 1008).
+const ReasonRevoked = session.ReasonRevoked
+
+// Listen opens the gateway's TCP listener. With reusePort, several gateway
+// processes can listen on one port (SO_REUSEPORT) and the kernel spreads
+// new connections among them.
+func Listen(addr string, reusePort bool) (net.Listener, error) {
+	return transport.Listen(addr, reusePort)
+}
+
 func (c Config) withDefaults() Config {
 	if c.ID == "" {
 		b := make([]byte, 4)
@@ -64,132 +118,195 @@ func (c Config) withDefaults() Config {
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = int64(c.MaxBodySize) + 16<<10
 	}
-	if c.SendQueue <= 0 {
-		c.SendQueue = 4096
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 25 * time.Second
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
-	}
-	if c.AuthTimeout <= 0 {
-		c.AuthTimeout = 10 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
-	}
-	c.Signals = c.Signals.withDefaults()
-	c.Limits = c.Limits.withDefaults()
-	if c.Transport == "" {
-		c.Transport = DefaultTransport
-		if c.TLS.enabled() {
-			c.Transport = TransportGoroutine // the only one carrying TLS
-		}
 	}
 	return c
 }
 
 // Gateway serves clients.
 type Gateway struct {
-	cfg      Config
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	rooms    Store
-	signer   *auth.Signer
-	accounts *accounts.Client
-	log      *zap.Logger
-	roomLog  roomlog.Reader
+	cfg    Config
+	mounts []func(handle func(pattern string, h http.Handler)) // Mount's
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	rooms  Store
+	log    *zap.Logger
 
-	sends       *sequencer.Client // made by Start
-	hubs        *hubs
-	subs        *subscriptions // made by Start
-	users       *users
-	revoked     Revocations // nil: no session is ever revoked
-	sessions    sessionTable
-	nextSession atomic.Uint64
-	metrics     metrics
-	transport   server      // made by Start, run by Serve
-	tls         *tls.Config // made by Start with Config.TLS; nil: plain
+	verifier  *verifier
+	outbox    *outbox.Outbox
+	hubs      *fanout.Hubs
+	users     *follow.Users
+	sessions  *session.Sessions
+	api       *httpapi.API
+	upgrader  *transport.Upgrader
+	transport *transport.Transport // made by Start, run by Serve
+	stop      context.CancelFunc   // ends the hubs' online counts
+	running   sync.WaitGroup
 }
 
-type metrics struct {
-	connections atomic.Int64
-	deliveries  atomic.Int64
+// Store is what a gateway keeps in the store: rooms and members, and read
+// cursors.
+type Store interface {
+	store.RoomStore
+	store.ReadStore
+	// Relations lists a user's friends, whose presence the user follows.
+	Relations(ctx context.Context, user string, l store.RelationList, afterUser string, limit int) ([]store.Listed, error)
 }
 
-// New creates a gateway; Start subscribes it to the bus.
+// New builds a gateway; Start connects it to the bus.
 func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
 	cfg = cfg.withDefaults()
-	g := &Gateway{
-		cfg:      cfg,
-		nc:       nc,
-		js:       js,
-		rooms:    rooms,
-		signer:   signer,
-		accounts: accounts.NewClient(nc),
-		log:      log.With(zap.String("gateway", cfg.ID)),
-		roomLog:  roomlog.Reader{NC: nc},
-	}
-	g.hubs = &hubs{g: g, m: make(map[string]*hub)}
-	g.users = newUsers(g)
+	log = log.With(zap.String("gateway", cfg.ID))
+	g := &Gateway{cfg: cfg, nc: nc, js: js, rooms: rooms, log: log, verifier: &verifier{signer: signer}}
+	roomLog := roomlog.Reader{NC: nc}
+	g.outbox = outbox.New(nc, cfg.Sends)
+	g.hubs = fanout.New(nc, roomLog, rooms, log, fanout.Config{
+		GatewayID: cfg.ID, SmallRoom: cfg.Signals.SmallRoom, OnlineInterval: cfg.Signals.OnlineInterval, RequestTimeout: cfg.RequestTimeout,
+	})
+	g.users = follow.New(nc, rooms, g.hubs, log, follow.Config{
+		GatewayID: cfg.ID, RequestTimeout: cfg.RequestTimeout, TypingRate: cfg.Signals.TypingRate, TypingBurst: cfg.Signals.TypingBurst,
+	})
+	g.sessions = session.New(session.Deps{
+		Hubs: g.hubs, Users: g.users, Sends: g.outbox, Verifier: g.verifier, Store: rooms, RoomLog: roomLog,
+		Signals: push.Publisher{NC: nc, Log: log},
+	}, log, session.Config{
+		GatewayID: cfg.ID, MaxBodySize: cfg.MaxBodySize, AuthTimeout: cfg.AuthTimeout, RequestTimeout: cfg.RequestTimeout, Limits: cfg.Limits,
+	})
+	g.api = httpapi.New(httpapi.Deps{
+		Store: rooms, Accounts: accounts.NewClient(nc), Users: g.users, Sends: g.outbox, Verifier: g.verifier, Issuer: signer,
+	}, log, httpapi.Config{DevTokens: cfg.DevTokens, RequestTimeout: cfg.RequestTimeout, Limits: cfg.Limits})
+	g.upgrader = transport.NewUpgrader(transport.Config{
+		Transport: cfg.Transport, TLS: cfg.TLS, Pollers: cfg.Pollers, MaxFrameSize: cfg.MaxFrameSize,
+		SendQueue: cfg.SendQueue, Heartbeat: cfg.Heartbeat, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout,
+	}, func(c transport.Conn, codec protocol.Codec) transport.FrameHandler {
+		return g.sessions.Open(c, codec)
+	}, log)
 	return g
 }
 
-// Start prepares the transport and the client that hands sends to the
-// processors.
+// Start prepares the transport, the hubs, the local users and the outbox
+// that hands sends to the processors.
 func (g *Gateway) Start() error {
-	g.subs = newSubscriptions(g.nc)
 	var err error
-	if g.transport, err = g.newServer(); err != nil {
+	if g.transport, err = transport.New(g.upgrader, g.Handler()); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	if g.cfg.TLS.enabled() {
-		if g.tls, err = g.newTLS(); err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
-		g.log.Info("serving TLS only (https, wss), with WebSockets on the goroutine transport: the epoll transport cannot carry TLS")
-	}
-	if g.sends, err = sequencer.NewClient(g.nc, g.cfg.Sends); err != nil {
+	if err := g.outbox.Start(); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	return g.users.start()
+	g.hubs.Start()
+	if err := g.users.Start(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	g.running.Go(func() { g.hubs.Run(ctx) })
+	return nil
 }
 
 // Handler serves the WebSocket endpoint (/ws), health checks, the API and
 // the web client (every other GET, with its Content-Security-Policy).
 func (g *Gateway) Handler() http.Handler {
-	mux := newRouter(g.apiFail)
-	mux.HandleFunc("GET /ws", g.serveWS)
+	mux := httpapi.NewRouter(g.api.Fail)
+	mux.Handle("GET /ws", g.upgrader)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.HandleFunc("GET /metrics", g.serveMetrics)
-	g.routeAPI(mux)
+	g.api.Routes(mux)
+	for _, routes := range g.mounts {
+		routes(mux.Handle)
+	}
 	mux.Handle("GET /", web.Handler())
 	return mux
+}
+
+// Mount adds another component's routes (media uploads) to the gateway's
+// HTTP API; call it before Start.
+func (g *Gateway) Mount(routes func(handle func(pattern string, h http.Handler))) {
+	g.mounts = append(g.mounts, routes)
+}
+
+// Authenticate returns the user of a request's bearer token (valid, of a
+// live session), for the routes other components mount.
+func (g *Gateway) Authenticate(r *http.Request) (string, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "", fmt.Errorf("%w: missing bearer token", auth.ErrInvalidToken)
+	}
+	c, err := g.verifier.Verify(token)
+	return c.User, err
+}
+
+// Serve accepts clients on ln, after Start, until Drain: over TLS only
+// when Config.TLS is set.
+func (g *Gateway) Serve(ln net.Listener) error {
+	if g.transport == nil {
+		return errors.New("gateway: Serve before Start")
+	}
+	return g.transport.Serve(ln)
+}
+
+// Drain stops accepting clients, then closes their connections with 1001
+// spread evenly over Config.DrainTime, so they reconnect elsewhere without
+// arriving all at once. It returns when every connection has ended, or
+// ctx has, and the transport is released.
+func (g *Gateway) Drain(ctx context.Context) {
+	if g.transport == nil {
+		return
+	}
+	_ = g.transport.Shutdown(ctx)
+	all := g.sessions.All()
+	start := time.Now()
+	for i := 0; i < len(all); {
+		due := len(all) // the i-th connection closes at i/len of DrainTime
+		if g.cfg.DrainTime > 0 && ctx.Err() == nil {
+			due = min(due, int(int64(len(all))*int64(time.Since(start))/int64(g.cfg.DrainTime))+1)
+		}
+		for ; i < due; i++ {
+			all[i].Close(protocol.CloseGoingAway, "gateway draining, reconnect")
+		}
+		if i < len(all) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	for g.sessions.Count() > 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.transport.Close()
 }
 
 // Shutdown closes every connection with 1001 so clients reconnect
 // elsewhere and resume, then fails the sends still waiting with
 // UNAVAILABLE (their clients resend them with the same client_msg_id).
 func (g *Gateway) Shutdown() {
-	for _, s := range g.sessions.all() {
-		s.conn.Close(protocol.CloseGoingAway, "gateway shutting down, reconnect")
+	for _, s := range g.sessions.All() {
+		s.Close(protocol.CloseGoingAway, "gateway shutting down, reconnect")
 	}
-	if g.sends != nil {
-		g.sends.Close()
+	g.outbox.Close()
+	if g.stop != nil {
+		g.stop()
+		g.running.Wait()
 	}
-	g.users.close()
-	if g.subs != nil {
-		g.subs.stop()
-	}
+	g.users.Close()
+	g.hubs.Stop()
 }
 
+// UseRevocations makes the gateway refuse the access tokens of revoked
+// sessions. Call it before Start; pair it with CloseLogin so connections
+// already open end too.
+func (g *Gateway) UseRevocations(r Revocations) { g.verifier.revoked = r }
+
+// CloseLogin closes every connection authenticated with a token of the
+// login session login. The revocation must already be visible to
+// UseRevocations' Revocations.
+func (g *Gateway) CloseLogin(login string) { g.sessions.CloseLogin(login) }
+
 // Connections is the number of open client connections.
-func (g *Gateway) Connections() int64 { return g.metrics.connections.Load() }
+func (g *Gateway) Connections() int64 { return int64(g.sessions.Count()) }
 
 func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !g.nc.IsConnected() {
@@ -231,14 +348,14 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 
 // WriteMetrics writes the gateway's metrics in the Prometheus text format.
 func (g *Gateway) WriteMetrics(w io.Writer) {
-	conns := g.metrics.connections.Load()
-	ops.Gauge(w, "parley_gateway_connections", "Open client connections.", uint64(conns))
-	ops.Gauge(w, "parley_gateway_rooms", "Rooms with local subscribers.", uint64(g.hubs.count()))
-	ops.Counter(w, "parley_gateway_deliveries_total", "Message events queued to connections.", uint64(g.metrics.deliveries.Load()))
-	ops.Gauge(w, "parley_gateway_sends_pending", "Sends waiting for a processor's answer.", uint64(g.sends.Pending()))
+	conns := uint64(g.sessions.Count())
+	ops.Gauge(w, "parley_gateway_connections", "Open client connections.", conns)
+	ops.Gauge(w, "parley_gateway_rooms", "Rooms with local subscribers.", uint64(g.hubs.Count()))
+	ops.Counter(w, "parley_gateway_deliveries_total", "Message events queued to connections.", uint64(g.hubs.Deliveries()))
+	ops.Gauge(w, "parley_gateway_sends_pending", "Sends waiting for a processor's answer.", uint64(g.outbox.Pending()))
 	if conns > 0 {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		ops.Gauge(w, "parley_gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included).", (ms.HeapInuse+ms.StackInuse)/uint64(conns))
+		ops.Gauge(w, "parley_gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included).", (ms.HeapInuse+ms.StackInuse)/conns)
 	}
 }

@@ -6,8 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-chat/parley/gateway/media"
+
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
+
+	"github.com/parley-chat/parley/gateway/internal/httpapi"
 )
 
 const openAPIPath = "../schemas/openapi.yaml"
@@ -34,7 +38,9 @@ func loadOpenAPI(t *testing.T) map[string]any {
 // "METHOD /path" (ServeMux patterns and OpenAPI paths share {name}).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	g := New(nil, nil, nil, nil, zap.NewNop(), Config{DevTokens: true})
-	served := g.Handler().(*router).patterns
+	// The node mounts the media routes the same way.
+	g.Mount(media.New(media.Config{}, nil, nil, nil, nil, nil, zap.NewNop()).Routes)
+	served := g.Handler().(*httpapi.Router).Patterns()
 
 	var documented []string
 	paths, _ := loadOpenAPI(t)["paths"].(map[string]any)

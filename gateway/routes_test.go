@@ -19,19 +19,21 @@ func TestUnroutedRequestsGetJSONErrors(t *testing.T) {
 		status       int
 		code, allow  string
 	}{
-		{"POST", "/api/v1/nope", 404, codeNotFound, ""},
-		{"GET", "/api/v1/nope", 404, codeNotFound, ""},
-		{"DELETE", "/api/", 404, codeNotFound, ""},
-		{"DELETE", "/api/v1/rooms", 405, codeMethodNotAllowed, "POST"},
-		{"POST", "/api/v1/rooms/r1", 405, codeMethodNotAllowed, "GET, HEAD, PATCH"},
-		{"GET", "/api/v1/dev/tokens", 405, codeMethodNotAllowed, "POST"},
-		{"POST", "/healthz", 405, codeMethodNotAllowed, "GET, HEAD"},
-		{"PUT", "/ws", 405, codeMethodNotAllowed, "GET, HEAD"},
-		{"POST", "/index.html", 405, codeMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/api/v1/nope", 404, "NOT_FOUND", ""},
+		{"GET", "/api/v1/nope", 404, "NOT_FOUND", ""},
+		{"DELETE", "/api/", 404, "NOT_FOUND", ""},
+		{"DELETE", "/api/v1/rooms", 405, "METHOD_NOT_ALLOWED", "POST"},
+		{"POST", "/api/v1/rooms/r1", 405, "METHOD_NOT_ALLOWED", "GET, HEAD, PATCH"},
+		{"GET", "/api/v1/dev/tokens", 405, "METHOD_NOT_ALLOWED", "POST"},
+		{"POST", "/healthz", 405, "METHOD_NOT_ALLOWED", "GET, HEAD"},
+		{"PUT", "/ws", 405, "METHOD_NOT_ALLOWED", "GET, HEAD"},
+		{"POST", "/index.html", 405, "METHOD_NOT_ALLOWED", "GET, HEAD"},
 	} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
-		var body apiError
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		err := json.Unmarshal(w.Body.Bytes(), &body)
 		if w.Code != c.status || err != nil || body.Error.Code != c.code || body.Error.Message == "" {
 			t.Errorf("%s %s: HTTP %d %q, want %d with the JSON error %s", c.method, c.path, w.Code, w.Body, c.status, c.code)

@@ -7,10 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/roomlog"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -117,7 +116,7 @@ func (pt *partition) applyRoomChange(ctx context.Context, in *pb.InboundMessage,
 		}
 		var add []store.Member
 		for _, u := range in.TargetUsers {
-			if !bus.ValidUserID(u) {
+			if !protocol.ValidUserID(u) {
 				return invalid("target_users: invalid user id %q", u)
 			}
 			if _, ok := targets[u]; !ok {

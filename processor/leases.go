@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
 )
 
 // LeaseBucket is the KV bucket where processors announce themselves

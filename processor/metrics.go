@@ -3,7 +3,7 @@ package processor
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/parley-chat/parley/pkg/ops"
+	"github.com/parley-chat/parley/internal/ops"
 )
 
 var (

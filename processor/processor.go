@@ -29,10 +29,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/config"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/roomlog"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -75,6 +75,9 @@ type Config struct {
 	// OverloadRetry is the retry-after given with OVERLOADED.
 	OverloadRetry time.Duration // default 200ms
 	MaxBodySize   int
+	// Attachments records the uploads messages carry; nil when media is
+	// not served.
+	Attachments Attachments
 }
 
 func (c Config) withDefaults() Config {

@@ -11,10 +11,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/sequencer"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/sequencer"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -140,10 +140,17 @@ func (pt *partition) sequence(ctx context.Context, r *room, in *pb.InboundMessag
 	} else {
 		err = pt.checkSend(ctx, in, member, st)
 	}
+	if err == nil && !change {
+		err = pt.attach(ctx, in, st.seq+1)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return pt.append(ctx, in, st)
+	res, err := pt.append(ctx, in, st)
+	if err == nil {
+		pt.detach(ctx, in)
+	}
+	return res, err
 }
 
 // checkSend applies the room's rules to a client message.

@@ -88,6 +88,9 @@ func Main(ctx context.Context, args, workerArgv []string) error {
 		return fmt.Errorf("bench %s: delivery anomalies: %d lost, %d duplicated, %d reordered, %d stored twice, %d gaps, %d silent (see %s)",
 			sc.Name, v.Lost, v.Duplicated, v.Reordered, v.StoredTwice, v.Gaps, v.Silent, dir)
 	}
+	if f := out.Findings.Failures; len(f) > 0 {
+		return fmt.Errorf("bench %s: %d checks failed, the first: %s (see %s)", sc.Name, len(f), f[0], dir)
+	}
 	return nil
 }
 
@@ -322,6 +325,9 @@ func printOutcome(w io.Writer, dir string, o *scenario.Outcome) {
 	}
 	if l := o.Result.Run.Latency.SendDeliver; l.Count > 0 {
 		fmt.Fprintf(w, "  send→deliver: p50 %v, p99 %v, max %v\n", l.P50, l.P99, l.Max)
+	}
+	for _, n := range o.Findings.Failures {
+		fmt.Fprintf(w, "  FAILED: %s\n", n)
 	}
 	for _, n := range o.Findings.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)

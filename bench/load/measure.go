@@ -59,9 +59,14 @@ const (
 	SeriesSent      = "sent"      // sends, no latency
 	SeriesAcked     = "acked"     // acks with send→ack
 	SeriesDelivered = "delivered" // deliveries with send→deliver
+	// SeriesBySend counts deliveries with send→deliver at the second their
+	// message was sent, not received: what the messages sent at a moment
+	// went through, however late they arrived (a fault's before, during
+	// and after).
+	SeriesBySend = "delivered_by_send"
 )
 
-var seriesNames = []string{SeriesSent, SeriesAcked, SeriesDelivered}
+var seriesNames = []string{SeriesSent, SeriesAcked, SeriesDelivered, SeriesBySend}
 
 // measure is what a worker records during one phase. Phases are separated
 // by a drain, so nothing records into a measure once it is reported.

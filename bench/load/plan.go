@@ -48,6 +48,11 @@ type Traffic struct {
 	DisruptAt time.Duration `json:"disrupt_at,omitempty"`
 	// MaxInFlight bounds requests awaiting their answers.
 	MaxInFlight int `json:"max_in_flight"`
+	// RetryFor, if set, keeps retrying a send that failed for a passing
+	// reason until this long after its first attempt, instead of a fixed
+	// number of attempts: a client riding out an outage. The step's
+	// requests may then last this long after its end.
+	RetryFor time.Duration `json:"retry_for,omitempty"`
 
 	// Extension point: typing indicators and read receipts become rates
 	// and slots here, like HistoryRate and Readers, once Parley serves

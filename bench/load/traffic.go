@@ -41,7 +41,7 @@ func (w *Worker) Run(ctx context.Context, t Traffic, start time.Time) error {
 	m := w.measure()
 	m.start = start
 	end := start.Add(t.Duration)
-	ctx, cancel := context.WithDeadline(ctx, end.Add(stepGrace))
+	ctx, cancel := context.WithDeadline(ctx, end.Add(max(stepGrace, t.RetryFor)))
 	defer cancel()
 
 	inflight := make(chan struct{}, max(t.MaxInFlight, 1))
@@ -71,7 +71,7 @@ func (w *Worker) Run(ctx context.Context, t Traffic, start time.Time) error {
 				id := "w" + strconv.Itoa(w.plan.Worker) + "-" + strconv.FormatUint(w.nextID.Add(1), 10)
 				return issue(func() {
 					m.latency[SendLag].Record(time.Since(due))
-					w.send(ctx, senders[i%len(senders)], id)
+					w.send(ctx, senders[i%len(senders)], id, t.RetryFor)
 				})
 			})
 		})
@@ -128,8 +128,9 @@ func pace(ctx context.Context, start, end time.Time, rate float64, limit int, fn
 }
 
 // send sends one new message, retrying with the same client_msg_id after
-// failures that leave its fate open, as the protocol asks.
-func (w *Worker) send(ctx context.Context, s sender, id string) {
+// failures that leave its fate open, as the protocol asks: sendAttempts
+// times, or for retryFor when set.
+func (w *Worker) send(ctx context.Context, s sender, id string, retryFor time.Duration) {
 	m := w.measure()
 	start := time.Now()
 	body := &pb.Body{Text: Body(start, w.plan.BodySize)}
@@ -159,7 +160,11 @@ func (w *Worker) send(ctx context.Context, s sender, id string) {
 		if !errors.Is(err, errDropped) {
 			w.fail("send", err)
 		}
-		if !retryable(err) || attempt == sendAttempts || !Sleep(ctx, backoff(retryBackoff, attempt)) {
+		more := attempt < sendAttempts
+		if retryFor > 0 {
+			more = time.Since(start) < retryFor
+		}
+		if !retryable(err) || !more || !Sleep(ctx, backoff(retryBackoff, attempt)) {
 			return
 		}
 		m.add(Retried, 1)

@@ -277,6 +277,7 @@ func (w *Worker) delivered(msg *pb.Message, at time.Time) {
 	d := at.Sub(sentAt)
 	m.latency[SendDeliver].Record(d)
 	m.series[SeriesDelivered].Record(at, d)
+	m.series[SeriesBySend].Record(sentAt, d)
 	w.recent.Load().Record(d)
 	if w.fanout != nil {
 		w.fanout.add(msg, sentAt, at)

@@ -230,6 +230,20 @@ func (s *Series) Rates() []Rate {
 	return rates
 }
 
+// Window summarises the latencies of the intervals starting in [from, to),
+// Unix seconds: with one-second intervals, the events of those seconds.
+func (s *Series) Window(from, to int64) Snapshot {
+	s.settled()
+	defer s.mu.Unlock()
+	h := newPacked()
+	for start, b := range s.done {
+		if start >= from && start < to && b.hist != nil {
+			h.Merge(b.hist)
+		}
+	}
+	return snapshotOf(h)
+}
+
 // IntervalSnapshot summarises the latencies recorded in one interval.
 type IntervalSnapshot struct {
 	Unix int64 `json:"unix"` // the interval's start

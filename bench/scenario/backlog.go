@@ -10,13 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/bench/load"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
 )
 
 // backlogStreams hold the work of Parley's consumers: CHAT_MSG the
 // archiver's, and CHAT_IN the processor's in Parley versions before sends
 // reached the processor over core NATS. CHAT_IN is named here, not through
-// pkg/bus, so the bench still measures such a server (for comparisons);
+// internal/bus, so the bench still measures such a server (for comparisons);
 // a server without it simply has no backlog there.
 var backlogStreams = []string{"CHAT_IN", bus.StreamMsg}
 

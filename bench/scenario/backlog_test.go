@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/bus/bustest"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/bus/bustest"
 )
 
 // addBacklog creates stream name on subject.> with a durable consumer and

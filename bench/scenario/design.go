@@ -21,7 +21,7 @@ type Scenario struct {
 }
 
 // All lists the scenarios in the order the help shows them.
-var All = []Scenario{connectScenario, dmScenario, groupsScenario, megaroomScenario, fanoutScenario, reconnectScenario, mixedScenario}
+var All = []Scenario{connectScenario, dmScenario, groupsScenario, megaroomScenario, fanoutScenario, reconnectScenario, mixedScenario, chaosScenario}
 
 // Lookup returns the scenario named name.
 func Lookup(name string) (Scenario, bool) {
@@ -48,6 +48,12 @@ type Design struct {
 	Steps []Step
 	// Fanout tracks when each message reached its last receiver.
 	Fanout bool
+	// VerifySteps has every step end with the verifier's summary so far
+	// (StepOutcome.Verify), so anomalies can be told apart by step.
+	VerifySteps bool
+	// Archive checks the history store against the rooms at the end (see
+	// ArchiveCheck).
+	Archive bool
 	// Findings adds the scenario's own figures to the generic ones.
 	Findings func(*Outcome) Findings
 }
@@ -70,6 +76,10 @@ type Step struct {
 	// DisruptAt, if set, drops every connection at this offset; clients
 	// reconnect and resume.
 	DisruptAt time.Duration
+	// RetryFor, if set, is how long a send is retried (see load.Traffic).
+	RetryFor time.Duration
+	// Fault, if set, is injected into the server during the step.
+	Fault *Fault
 }
 
 // Slot is a client acting in one of its rooms.

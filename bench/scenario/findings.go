@@ -22,6 +22,8 @@ type Findings struct {
 	Figures []Figure `json:"figures"`
 	Tables  []Table  `json:"tables,omitempty"`
 	Notes   []string `json:"notes,omitempty"` // what went wrong with the run itself
+	// Failures are checks of the scenario that failed; any fails the run.
+	Failures []string `json:"failures,omitempty"`
 }
 
 // Figure is one measured value.
@@ -44,6 +46,11 @@ func (f *Findings) add(o Findings) {
 	f.Figures = append(f.Figures, o.Figures...)
 	f.Tables = append(f.Tables, o.Tables...)
 	f.Notes = append(f.Notes, o.Notes...)
+	f.Failures = append(f.Failures, o.Failures...)
+}
+
+func (f *Findings) fail(format string, a ...any) {
+	f.Failures = append(f.Failures, fmt.Sprintf(format, a...))
 }
 
 func (f *Findings) figure(name string, v float64, unit, note string) {
@@ -109,10 +116,13 @@ func fmtNum(v float64) string {
 func (f Findings) markdown() string {
 	var b strings.Builder
 	b.WriteString("\n## Findings\n\n")
+	for _, n := range f.Failures {
+		fmt.Fprintf(&b, "- **FAILED: %s**\n", n)
+	}
 	for _, n := range f.Notes {
 		fmt.Fprintf(&b, "- **%s**\n", n)
 	}
-	if len(f.Notes) > 0 {
+	if len(f.Notes)+len(f.Failures) > 0 {
 		b.WriteString("\n")
 	}
 	b.WriteString("| Figure | Value | Note |\n| --- | --: | --- |\n")

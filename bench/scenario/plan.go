@@ -97,7 +97,7 @@ func workerPlans(env Env, d Design, users, rooms []string) []load.Plan {
 func splitTraffic(st Step, workers int, rooms []string, maxInFlight int) []load.Traffic {
 	out := make([]load.Traffic, workers)
 	for w := range out {
-		out[w] = load.Traffic{Duration: st.Duration, DisruptAt: st.DisruptAt, MaxInFlight: maxInFlight}
+		out[w] = load.Traffic{Duration: st.Duration, DisruptAt: st.DisruptAt, MaxInFlight: maxInFlight, RetryFor: st.RetryFor}
 	}
 	slot := func(s Slot) (int, load.Slot) {
 		w, i := workerOf(s.Client, workers)

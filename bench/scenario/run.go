@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/bench/load"
 	"github.com/parley-chat/parley/bench/report"
 	"github.com/parley-chat/parley/bench/sample"
+	"github.com/parley-chat/parley/bench/verify"
 )
 
 // Env is what every scenario runs against, and how.
@@ -59,6 +60,7 @@ type Outcome struct {
 	Total           *load.Aggregate // every step, merged
 	Server          *sample.Result  // over the hold, or over the steps
 	Backlog         *uint64         // the server's unfinished messages after the drain, if known
+	Archive         *ArchiveCheck   // the history store against the rooms, with Design.Archive
 	Findings        Findings
 }
 
@@ -68,6 +70,10 @@ type StepOutcome struct {
 	Start, End time.Time // the load, before the drain
 	Agg        *load.Aggregate
 	CPU        Contention // over Start..End
+	Fault      FaultRun   // what the step's fault did, if it had one
+	// ArchiverLag is the archiver's backlog each second of a fault's step.
+	ArchiverLag []LagPoint
+	Verify      *verify.Totals // the run's verification up to this step's end, with Design.VerifySteps
 }
 
 // Drain settings: a step is over once nothing was delivered for drainQuiet.
@@ -134,6 +140,9 @@ func Run(ctx context.Context, env Env, name string, d Design) (*Outcome, error) 
 			if n, err := backlog(ctx, env.NATSURL, 0); err == nil {
 				o.Backlog = &n
 			}
+		}
+		if d.Archive {
+			o.Archive = checkArchive(ctx, env.NATSURL, o.Total.Verify, r.logf)
 		}
 	}
 	// The baseline runs on a server without the run's clients.
@@ -254,7 +263,7 @@ func (r *runner) sampled(ctx context.Context, f func() error) (*sample.Result, e
 }
 
 // steps runs every load step, each followed by a drain and a report,
-// with a progress line.
+// with a progress line. A step's fault runs alongside its load.
 func (r *runner) steps(ctx context.Context) error {
 	if r.env.Progress {
 		p := report.StartProgress(func() report.ProgressStats { return progressStats(r.c.Stats()) })
@@ -266,21 +275,54 @@ func (r *runner) steps(ctx context.Context) error {
 		traffic := splitTraffic(st, r.c.Workers(), r.rooms, r.env.MaxInFlight)
 		r.logf("step %s: %v at %.0f msg/s", st.Name, st.Duration, st.Rate)
 		before := readCPU(r.env.ServerPIDs, benchPIDs(r.c))
+		var fault chan FaultRun
+		var lag func() []LagPoint
+		if st.Fault != nil {
+			fault = make(chan FaultRun, 1)
+			go func() { fault <- st.Fault.inject(ctx, r.env, start, r.logf) }()
+			if r.env.NATSURL != "" {
+				lag = watchArchiver(ctx, r.env.NATSURL)
+			}
+		}
 		if _, err := r.c.Do(ctx, func(w int) coord.Command {
 			return coord.Command{Op: coord.OpRun, Traffic: &traffic[w], At: start}
 		}); err != nil {
 			return fmt.Errorf("step %s: %w", st.Name, err)
 		}
 		end := time.Now()
-		contention := readCPU(r.env.ServerPIDs, benchPIDs(r.c)).since(before)
+		so := StepOutcome{Step: st, Start: start, End: end, Agg: load.NewAggregate()}
+		if fault != nil {
+			so.Fault = <-fault
+		}
+		so.CPU = readCPU(r.env.ServerPIDs, benchPIDs(r.c)).since(before)
 		if _, err := r.c.All(ctx, coord.Command{Op: coord.OpDrain, Quiet: drainQuiet, Limit: drainLimit}); err != nil {
 			return fmt.Errorf("step %s: drain: %w", st.Name, err)
 		}
-		agg := load.NewAggregate()
-		if err := phase(ctx, r.c, coord.Command{Op: coord.OpReport, Final: i == len(o.Design.Steps)-1}, false, agg, o.Total); err != nil {
+		if lag != nil {
+			so.ArchiverLag = lag()
+		}
+		last := i == len(o.Design.Steps)-1
+		replies, err := r.c.All(ctx, coord.Command{Op: coord.OpReport, Final: last || o.Design.VerifySteps})
+		if err != nil {
 			return fmt.Errorf("step %s: %w", st.Name, err)
 		}
-		o.Steps = append(o.Steps, StepOutcome{Step: st, Start: start, End: end, Agg: agg, CPU: contention})
+		// The verifier's summary covers the run so far: the run's total
+		// takes the last one only.
+		if err := merge(replies, so.Agg); err != nil {
+			return fmt.Errorf("step %s: %w", st.Name, err)
+		}
+		if err := merge(replies, o.Total, func(rep *load.Report) {
+			if !last {
+				rep.Verify = nil
+			}
+		}); err != nil {
+			return fmt.Errorf("step %s: %w", st.Name, err)
+		}
+		if o.Design.VerifySteps {
+			v := so.Agg.Verify.Totals()
+			so.Verify = &v
+		}
+		o.Steps = append(o.Steps, so)
 	}
 	return nil
 }
@@ -308,14 +350,27 @@ func phase(ctx context.Context, c *coord.Coordinator, cmd coord.Command, final b
 	if err != nil {
 		return err
 	}
+	for _, agg := range aggs {
+		if err := merge(replies, agg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge adds the workers' reports to agg, each first changed by edit if
+// given (on a copy).
+func merge(replies []coord.Reply, agg *load.Aggregate, edit ...func(*load.Report)) error {
 	for _, r := range replies {
 		if r.Report == nil {
-			return fmt.Errorf("a worker answered %s without a report", cmd.Op)
+			return fmt.Errorf("a worker answered %s without a report", r.Op)
 		}
-		for _, agg := range aggs {
-			if err := agg.Add(*r.Report); err != nil {
-				return err
-			}
+		rep := *r.Report
+		for _, e := range edit {
+			e(&rep)
+		}
+		if err := agg.Add(rep); err != nil {
+			return err
 		}
 	}
 	return nil

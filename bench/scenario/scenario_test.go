@@ -18,9 +18,10 @@ import (
 	"github.com/parley-chat/parley/bench/report"
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
 )
 
 // workerEnv makes the test binary a bench worker, for tests of real
@@ -48,7 +49,7 @@ func startNode(t *testing.T) *node.Node {
 		Roles:    node.Roles{Gateway: true, Processor: true, Archiver: true},
 		DataDir:  dir,
 		Embedded: true,
-		NATS:     bus.EmbeddedConfig{Name: "bench-test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
+		NATS:     natsembed.Config{Name: "bench-test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
 		Streams:  bus.StreamConfig{Partitions: 8},
 		OpenStore: func(context.Context) (store.Store, error) {
 			return pebblestore.Open(filepath.Join(dir, "store"), log)

@@ -37,12 +37,13 @@ import (
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/bench/metrics"
 	"github.com/parley-chat/parley/bench/report"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/logging"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/logging"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
 )
 
 // params are what a run measures; they go into the results verbatim.
@@ -137,7 +138,7 @@ func compare(ctx context.Context, p params, dir string, log *zap.Logger) (*outpu
 			out.LoadAvg = strings.Join(f[:3], " ")
 		}
 	}
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Name: "storebench", Port: -1, StoreDir: filepath.Join(dir, "nats")})
+	ns, err := natsembed.Start(natsembed.Config{Name: "storebench", Port: -1, StoreDir: filepath.Join(dir, "nats")})
 	if err != nil {
 		return nil, err
 	}

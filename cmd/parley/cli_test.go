@@ -111,7 +111,7 @@ func TestFlagsDocumented(t *testing.T) {
 		"gateway": {"dev", "gateway"}, "processor": {"dev", "processor"}, "archiver": {"dev", "archiver"},
 	}
 	row := regexp.MustCompile("(?m)^\\| (`--.+?) \\| ([a-z, ]+) \\|")
-	flagName := regexp.MustCompile("`--([a-z-]+)`")
+	flagName := regexp.MustCompile("`--([a-z0-9-]+)`")
 	documented := map[string]map[string]bool{} // command -> flags
 	rows := row.FindAllStringSubmatch(conf, -1)
 	if len(rows) < 30 {

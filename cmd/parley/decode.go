@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/pkg/config"
+	"github.com/parley-chat/parley/internal/config"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
 
@@ -75,7 +77,14 @@ func decode(args []string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "%s\n", text)
+	// protojson varies its spacing on purpose; one line, the same for the
+	// same message, reads and greps better.
+	var line bytes.Buffer
+	if err := json.Compact(&line, text); err != nil {
+		return err
+	}
+	line.WriteByte('\n')
+	_, err = line.WriteTo(out)
 	return err
 }
 

@@ -39,7 +39,7 @@ func listenAddrs(cfg node.Config) []listenAddr {
 // natsAddr is where the embedded NATS server listens on port.
 func natsAddr(host string, port int) string {
 	if host == "" {
-		host = "127.0.0.1" // bus.StartEmbedded's default
+		host = "127.0.0.1" // natsembed.Start's default
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }

@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/parley-chat/parley/pkg/config"
-	"github.com/parley-chat/parley/pkg/natsauth"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/natsauth"
 	"golang.org/x/crypto/bcrypt"
 )
 
 // runNATSUsers is `parley nats-users`: it writes the authorization block
 // of a nats-server configuration with one user per role and its
-// permissions (pkg/natsauth). Passwords come from the environment
+// permissions (internal/natsauth). Passwords come from the environment
 // (PARLEY_NATS_PASSWORD_GATEWAY, …_PROCESSOR, …_ARCHIVER, …_ADMIN); any
 // missing one is generated and printed as a comment, to hand to that role
 // as --nats-password.

@@ -14,16 +14,16 @@ import (
 
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/config"
-	"github.com/parley-chat/parley/pkg/logging"
-	"github.com/parley-chat/parley/pkg/presence"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/logging"
+	"github.com/parley-chat/parley/internal/presence"
+	"github.com/parley-chat/parley/internal/services/accounts"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
+	"github.com/parley-chat/parley/internal/tlsreload"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
-	"github.com/parley-chat/parley/pkg/tlsreload"
 )
 
 // settings are a command's parsed flags.
@@ -53,12 +53,13 @@ var (
 	tlsFlags       = flagGroup{"tls", bindTLS}
 	processorFlags = flagGroup{"processor", bindProcessor}
 	accountFlags   = flagGroup{"accounts", bindAccounts}
+	mediaFlags     = flagGroup{"media", bindMedia}
 )
 
 // roleFlags are the flag groups of each role, besides the common ones.
 var roleFlags = map[string][]flagGroup{
-	"gateway":   {tokenFlags, bodyFlags, gatewayFlags, tlsFlags},
-	"processor": {bodyFlags, processorFlags},
+	"gateway":   {tokenFlags, bodyFlags, gatewayFlags, tlsFlags, mediaFlags},
+	"processor": {bodyFlags, processorFlags, mediaFlags},
 	"archiver":  {tokenFlags, accountFlags},
 }
 
@@ -116,6 +117,22 @@ func bindAccounts(f *config.Flags, s *settings, _ bool) {
 	f.Duration(&s.cfg.Accounts.RefreshTTL, "refresh-ttl", accounts.DefaultRefreshTTL, "login session lifetime: refresh tokens work this long after login")
 	f.Int(&s.passwordMemory, "password-memory", int(accounts.DefaultHashParams.Memory), "argon2id memory per password hash, KiB")
 	f.Int(&s.passwordIterations, "password-iterations", int(accounts.DefaultHashParams.Iterations), "argon2id passes per password hash")
+}
+
+// bindMedia: where uploads are stored (gateways write them, processors
+// make their previews and delete them).
+func bindMedia(f *config.Flags, s *settings, _ bool) {
+	m := &s.cfg.Media
+	f.String(&m.Store.Kind, "media-store", "nats", "where uploads are kept: nats (the JetStream object store) or s3 (an S3-compatible bucket, downloads by presigned URL)")
+	f.String(&m.Store.S3.Endpoint, "media-s3-endpoint", "", "S3 endpoint, host:port")
+	f.String(&m.Store.S3.Bucket, "media-s3-bucket", "parley-media", "S3 bucket")
+	f.String(&m.Store.S3.Region, "media-s3-region", "", "S3 region")
+	f.Bool(&m.Store.S3.Secure, "media-s3-tls", true, "reach the S3 endpoint over https")
+	f.String(&m.Store.S3.AccessKey, "media-s3-access-key", "", "S3 access key")
+	f.String(&m.Store.S3.SecretKey, "media-s3-secret-key", "", "S3 secret key (prefer the environment variable)")
+	f.Int64(&m.MaxFileBytes, "media-max-file", 100<<20, "largest upload in bytes, refused while it streams")
+	f.Int64(&m.UserQuotaBytes, "media-user-quota", 1<<30, "bytes of uploads a user may hold before sending them")
+	f.Bool(&m.Scan, "media-scan", false, "hold each upload until a virus scanner answers on parley.media.scan")
 }
 
 // bindGateway: the WebSocket and HTTP edge.

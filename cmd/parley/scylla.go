@@ -5,9 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-chat/parley/pkg/config"
-	"github.com/parley-chat/parley/pkg/logging"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/internal/logging"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
 )
 
 // scyllaFlags are the --scylla-* flags of the ScyllaDB store.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/tlsreload/tlstest"
 	"github.com/parley-chat/parley/pkg/client"
-	"github.com/parley-chat/parley/pkg/tlsreload/tlstest"
 )
 
 // `parley dev --tls-cert … --tls-key …` serves https and wss, says so, and

@@ -8,6 +8,7 @@
 #   deploy/local-cluster/cluster.sh status DIR
 #   deploy/local-cluster/cluster.sh kill DIR NAME         # kill -9, for fault tests
 #   deploy/local-cluster/cluster.sh restart DIR NAME      # the same command line again
+#   deploy/local-cluster/cluster.sh pause DIR NAME        # SIGSTOP; resume sends SIGCONT
 #   deploy/local-cluster/cluster.sh stop DIR [NAME]
 #
 # Unlike bench/scale/run.sh, which starts a deployment for one bench run and
@@ -32,6 +33,8 @@ commands:
   status DIR            every process with alive/dead; exit 0 only when all are alive
   kill DIR NAME         kill -9 one process, e.g. processor-1, gateway-2, nats-0, cassandra
   restart DIR NAME      start NAME again with its command line from DIR/cmd/NAME, and wait until it is ready
+  pause DIR NAME        SIGSTOP one process: it holds its sockets but answers nothing
+  resume DIR NAME       SIGCONT a paused process
 
 start options:
   --nats N                NATS servers in the JetStream cluster (3)
@@ -318,6 +321,7 @@ write_env() {
 # Written by deploy/local-cluster/cluster.sh; rewritten by start and restart.
 # Plain shell assignments, not exported: \`source\` this file.
 CLUSTER_DIR=$DIR
+CLUSTER_SCRIPT=$REPO/deploy/local-cluster/cluster.sh
 CLUSTER_BIN=$PARLEY_BIN
 CLUSTER_HTTP=http://127.0.0.1:$HTTP_PORT
 CLUSTER_WS=ws://127.0.0.1:$HTTP_PORT/ws
@@ -352,6 +356,7 @@ signal_stop() {
     "${CMD[@]}" >>"$LOGS/cassandra.log" 2>&1 || log "cassandra-node stop failed (see $LOGS/cassandra.log)"
   elif alive "$name"; then
     kill -TERM "$(pid_of "$name")" 2>/dev/null || true
+    kill -CONT "$(pid_of "$name")" 2>/dev/null || true # a paused process handles TERM once resumed
   fi
 }
 
@@ -598,6 +603,18 @@ cmd_kill() {
   log "$2 (pid $(pid_of "$2")) killed"
 }
 
+# cmd_signal SIGNAL DIR NAME: pause (STOP) or resume (CONT) one process.
+cmd_signal() {
+  (($# == 3)) || usage
+  local sig="$1"
+  set_dir "$2"
+  need_cluster
+  load_cmd "$3"
+  alive "$3" || die "$3 is not running"
+  kill "-$sig" "$(pid_of "$3")"
+  log "$3 (pid $(pid_of "$3")) sent SIG$sig"
+}
+
 cmd_restart() {
   (($# == 2)) || usage
   set_dir "$1"
@@ -628,6 +645,8 @@ case "$command" in
   status) cmd_status "$@" ;;
   kill) cmd_kill "$@" ;;
   restart) cmd_restart "$@" ;;
+  pause) cmd_signal STOP "$@" ;;
+  resume) cmd_signal CONT "$@" ;;
   -h|--help|help) usage ;;
   *) log "unknown command $command"; usage ;;
 esac

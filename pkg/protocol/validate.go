@@ -5,7 +5,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/pkg/bus"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
 
@@ -21,8 +20,8 @@ const (
 
 // ValidRoom checks a room id field.
 func ValidRoom(room string) *pb.Error {
-	if !bus.ValidRoomID(room) {
-		return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "room: must be 1-%d characters of [A-Za-z0-9_-]", bus.MaxRoomIDLen)
+	if !ValidRoomID(room) {
+		return Errorf(pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "room: must be 1-%d characters of [A-Za-z0-9_-]", MaxIDLen)
 	}
 	return nil
 }

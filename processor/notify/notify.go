@@ -29,9 +29,9 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/ops"
-	"github.com/parley-chat/parley/pkg/presence"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/ops"
+	"github.com/parley-chat/parley/internal/presence"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"
 )

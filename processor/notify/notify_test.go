@@ -14,9 +14,9 @@ import (
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 
 	"github.com/nats-io/nats.go"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/bus/bustest"
-	"github.com/parley-chat/parley/pkg/presence"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/bus/bustest"
+	"github.com/parley-chat/parley/internal/presence"
 	"github.com/parley-chat/parley/pkg/store"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"

@@ -10,10 +10,10 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	"github.com/parley-chat/parley/pkg/client"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
-	"github.com/parley-chat/parley/pkg/services/accounts"
 )
 
 const password = "correct horse battery"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/cmd/parley/node"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
 	"github.com/parley-chat/parley/pkg/client"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/processor"

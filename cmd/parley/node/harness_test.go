@@ -18,14 +18,15 @@ import (
 
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
+	"github.com/parley-chat/parley/internal/store/scyllastore"
+	"github.com/parley-chat/parley/internal/store/scyllastore/scyllatest"
 	"github.com/parley-chat/parley/pkg/client"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
 	"github.com/parley-chat/parley/pkg/store"
-	"github.com/parley-chat/parley/pkg/store/pebblestore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore"
-	"github.com/parley-chat/parley/pkg/store/scyllastore/scyllatest"
 	"github.com/parley-chat/parley/processor"
 )
 
@@ -43,7 +44,7 @@ func testConfigOn(t *testing.T, b backend, dir string) node.Config {
 		Roles:     node.Roles{Gateway: true, Processor: true, Archiver: true},
 		DataDir:   dir,
 		Embedded:  true,
-		NATS:      bus.EmbeddedConfig{Name: "test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
+		NATS:      natsembed.Config{Name: "test", Port: -1, StoreDir: filepath.Join(dir, "nats")},
 		Streams:   bus.StreamConfig{Partitions: testPartitions},
 		OpenStore: b.opener(t, dir, log),
 		HTTPAddr:  "127.0.0.1:0",

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/natsauth"
+	"github.com/parley-chat/parley/internal/natsauth"
+	"github.com/parley-chat/parley/internal/natsembed"
 	"github.com/parley-chat/parley/pkg/store"
 )
 
@@ -27,7 +27,7 @@ func TestSplitRolesWithNATSUsers(t *testing.T) {
 		passwords[r] = "pw-" + r.Short()
 		users = append(users, &server.User{Username: string(r), Password: passwords[r], Permissions: natsauth.Permissions(r)})
 	}
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Name: "auth", Port: -1, StoreDir: filepath.Join(dir, "nats"), Users: users})
+	ns, err := natsembed.Start(natsembed.Config{Name: "auth", Port: -1, StoreDir: filepath.Join(dir, "nats"), Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
-	"github.com/parley-chat/parley/pkg/tlsreload/tlstest"
+	"github.com/parley-chat/parley/internal/tlsreload/tlstest"
 )
 
 // A node whose roles reach an external nats-server that requires TLS and

@@ -27,12 +27,13 @@ import (
 
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/auth"
-	"github.com/parley-chat/parley/pkg/bus"
-	"github.com/parley-chat/parley/pkg/natsauth"
-	"github.com/parley-chat/parley/pkg/ops"
-	"github.com/parley-chat/parley/pkg/presence"
-	"github.com/parley-chat/parley/pkg/services/accounts"
+	"github.com/parley-chat/parley/internal/auth"
+	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/natsauth"
+	"github.com/parley-chat/parley/internal/natsembed"
+	"github.com/parley-chat/parley/internal/ops"
+	"github.com/parley-chat/parley/internal/presence"
+	"github.com/parley-chat/parley/internal/services/accounts"
 	"github.com/parley-chat/parley/pkg/store"
 	"github.com/parley-chat/parley/processor"
 	"github.com/parley-chat/parley/processor/notify"
@@ -50,7 +51,7 @@ type Config struct {
 
 	// Embedded starts a nats-server in this process; else NATSURL is used.
 	Embedded bool
-	NATS     bus.EmbeddedConfig
+	NATS     natsembed.Config
 	NATSURL  string
 	// NATSTLS secures the connections to NATSURL (not to an embedded
 	// server).
@@ -76,6 +77,8 @@ type Config struct {
 	// Presence sets the presence bucket; its replicas default to the
 	// streams'.
 	Presence presence.Config
+	// Media is how uploads are stored and served (gateway and processor).
+	Media MediaConfig
 	// Accounts tunes the accounts service (archiver role); the node sets
 	// its Signer and Revoked.
 	Accounts accounts.Config
@@ -138,6 +141,7 @@ type Node struct {
 	accounts    micro.Service
 	revocations *accounts.Revocations
 	signer      *auth.Signer
+	tokenKey    []byte
 	revokedKV   jetstream.KeyValue // the archiver's handle
 	gwRevokedKV jetstream.KeyValue // the gateway's
 
@@ -165,7 +169,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 	if cfg.Embedded {
 		ec := cfg.NATS
 		ec.Users, ec.NoAuthUser, n.passwords = embeddedUsers()
-		if n.ns, err = bus.StartEmbedded(ec); err != nil {
+		if n.ns, err = natsembed.Start(ec); err != nil {
 			return nil, err
 		}
 		url = n.ns.ClientURL()
@@ -243,6 +247,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		pc := cfg.Processor
 		pc.Partitions = n.partitions
 		pc.Replicas = cmp.Or(pc.Replicas, cfg.Streams.Replicas)
+		if pc.Attachments, err = n.startMediaWork(ctx, runCtx, proc); err != nil {
+			return nil, err
+		}
 		n.Processor = processor.New(proc.nc, proc.js, n.st, log.Named("processor"), pc)
 		n.run("processor", func() error { return n.Processor.Run(runCtx) })
 		n.Notifier = notify.New(proc.js, proc.nc, n.st, presence.Directory{NC: proc.nc}, log.Named("notifier"), cfg.Notify)
@@ -431,6 +438,7 @@ func (n *Node) startAuth(ctx context.Context, ownerJS, gwJS jetstream.JetStream)
 		ttl = DefaultTokenTTL
 	}
 	var err error
+	n.tokenKey = key
 	if n.signer, err = auth.NewSigner(key, ttl); err != nil {
 		return err
 	}
@@ -462,6 +470,9 @@ func (n *Node) startGateway(ctx context.Context, c conn) error {
 		return err
 	}
 	n.gw.UseRevocations(n.revocations)
+	if err := n.mountMedia(ctx, c, n.tokenKey); err != nil {
+		return err
+	}
 	if err := n.gw.Start(); err != nil {
 		return err
 	}

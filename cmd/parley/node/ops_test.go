@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/natsembed"
 )
 
 // get returns an ops endpoint's status and body; status 0 when nothing
@@ -43,7 +43,7 @@ func waitStatus(t *testing.T, addr, path string, want int) {
 // ready once its roles run, 503 when NATS is unreachable, and 503 from the
 // moment the node starts draining until it is gone.
 func TestOpsEndpoints(t *testing.T) {
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Name: "ops", Port: -1, StoreDir: t.TempDir()})
+	ns, err := natsembed.Start(natsembed.Config{Name: "ops", Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

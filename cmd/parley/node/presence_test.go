@@ -12,7 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/pkg/bus"
+	"github.com/parley-chat/parley/internal/bus"
 	"github.com/parley-chat/parley/pkg/client"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/store"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/tlsreload/tlstest"
 	"github.com/parley-chat/parley/pkg/client"
-	"github.com/parley-chat/parley/pkg/tlsreload/tlstest"
 )
 
 // A gateway serving TLS: clients chat over wss:// and call the API over

@@ -152,6 +152,10 @@ export interface ClientOptions {
   typingInterval?: number;
   /** Forget another user's typing after this long (ms, default 6000). */
   typingTimeout?: number;
+  /** Typing frames per second, all rooms together (default 0.5: half the server's limit). */
+  typingRate?: number;
+  /** Typing frames at once (default 2: under the server's burst). */
+  typingBurst?: number;
 }
 
 export class ParleyClient {
@@ -180,7 +184,7 @@ export class ParleyClient {
   sync(options?: { afterRoom?: string; limit?: number }): Promise<{ rooms: RoomSummary[]; next: string }>;
   syncAll(): Promise<RoomSummary[]>;
   markRead(room: string, seq: number): Promise<void>;
-  /** Call on every keystroke; throttled. */
+  /** Call on every keystroke; throttled to stay within the server's typing rate limit. */
   typing(room: string, active?: boolean): void;
   typingUsers(room: string): string[];
   presence(user: string): { user: string; online: boolean; lastSeen: number } | undefined;

@@ -119,6 +119,12 @@ const DEFAULTS = {
   maxReconnectDelay: 30_000,
   stableAfter: 30_000, // a connection up this long resets the backoff
   typingInterval: 3_000, // resend typing this often while the user types
+  // Typing frames of all rooms together, started and stopped: a token
+  // bucket of typingRate per second and typingBurst at once. Half the
+  // server's default limit (--rate-typing 1/s, burst 5) and under its burst,
+  // so that the user's devices, each alone or two together, never trip it.
+  typingRate: 0.5,
+  typingBurst: 2,
   typingTimeout: 6_000, // forget another user's typing after this long
 };
 
@@ -149,6 +155,8 @@ export class ParleyClient extends Emitter {
   #rooms = new Map(); // room -> {last, resyncing}
   #pending = new Map(); // client_msg_id -> pending send, in creation order
   #typingSent = new Map(); // room -> when we last said we type
+  #typingLater = new Map(); // room -> timer of a typing frame waiting for the budget
+  #typingBudget = null; // {tokens, at}: the typing token bucket
   #typers = new Map(); // room -> Map(user -> expiry timer)
   #presence = new Map();
   #connected = null; // {resolve, reject} of connect()
@@ -316,6 +324,8 @@ export class ParleyClient extends Emitter {
     this.#inflight.clear();
     for (const r of this.#rooms.values()) r.resyncing = false;
     this.#typingSent.clear();
+    for (const t of this.#typingLater.values()) clearTimeout(t);
+    this.#typingLater.clear();
   }
 
   #scheduleReconnect(delay) {
@@ -545,16 +555,53 @@ export class ParleyClient extends Emitter {
   }
 
   /**
-   * Says the user types (or stopped). Call it on every keystroke: it
-   * sends at most every typingInterval, and only when connected.
+   * Says the user types (or stopped). Call it on every keystroke: it says
+   * "typing" at most every typingInterval, only when connected, and within
+   * a budget of typingRate frames per second (burst typingBurst) for all
+   * rooms together, so it never trips the server's typing rate limit. A
+   * frame over budget waits for it, and the user's latest word in the room
+   * replaces it meanwhile. A message sent to the room ends typing by itself.
    */
   typing(room, active = true) {
+    if (this.#state !== 'open') return;
+    clearTimeout(this.#typingLater.get(room));
+    this.#typingLater.delete(room);
     const last = this.#typingSent.get(room);
     if (active ? last && Date.now() - last < this.#opts.typingInterval : !last) return;
-    if (this.#state !== 'open') return;
+    this.#typingSay(room, active);
+  }
+
+  #typingSay(room, active) {
+    this.#typingLater.delete(room);
+    if (this.#state !== 'open' || (!active && !this.#typingSent.has(room))) return;
+    const wait = this.#typingWait();
+    if (wait > 0) {
+      this.#typingLater.set(room, setTimeout(() => this.#typingSay(room, active), wait));
+      return;
+    }
+    this.#typingBudget.tokens -= 1;
     if (active) this.#typingSent.set(room, Date.now());
     else this.#typingSent.delete(room);
     this.#call(this.#ws, { typing: { room, active } }).catch(() => {}); // ephemeral
+  }
+
+  // #typingWait says how long until the bucket holds a whole token (ms).
+  #typingWait() {
+    const { typingRate: rate, typingBurst: burst } = this.#opts;
+    const now = Date.now();
+    const b = this.#typingBudget ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.#typingBudget = b;
+    return b.tokens >= 1 ? 0 : Math.ceil(((1 - b.tokens) / rate) * 1000);
+  }
+
+  // #typingDone forgets the user's typing in a room without a frame: the
+  // message the user sent there ends it for the receivers.
+  #typingDone(room) {
+    clearTimeout(this.#typingLater.get(room));
+    this.#typingLater.delete(room);
+    this.#typingSent.delete(room);
   }
 
   /** Users typing in a room now. */
@@ -595,6 +642,7 @@ export class ParleyClient extends Emitter {
     const frame = { room, body };
     if (replyToSeq) frame.reply_to_seq = String(replyToSeq);
     if (mentions?.length) frame.mentions = mentions;
+    this.#typingDone(room);
     return this.#enqueue(frame, 'text');
   }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 
 import {
-  PHONE, Server, chromiumPath, handle, launch, loginUI, openPage, registerUI, roomItem, say, screenshot, sendBulk, sleep, texts,
+  DESKTOP, PHONE, Server, chromiumPath, handle, launch, loginUI, openPage, registerUI, roomItem, say, screenshot, sendBulk, sleep, texts,
 } from './harness.mjs';
 
 const skip = !existsSync(chromiumPath) && process.env.CI !== 'true' && `no browser at ${chromiumPath} (under CI=true this fails)`;
@@ -46,6 +46,24 @@ async function actOn(page, text, action) {
   const m = message(page, text);
   await m.locator('.bubble').hover();
   await m.getByRole('button', { name: action, exact: true }).click();
+}
+
+// contrastOnBubble (run in the page) is the WCAG contrast ratio of an
+// element's text colour, its opacity and its ancestors' applied, against its
+// bubble's background.
+function contrastOnBubble(el) {
+  const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+  const bubble = el.closest('.bubble');
+  let alpha = 1;
+  for (let e = el; e !== bubble.parentElement; e = e.parentElement) alpha *= Number(getComputedStyle(e).opacity);
+  const bg = rgb(getComputedStyle(bubble).backgroundColor);
+  const fg = rgb(getComputedStyle(el).color).map((c, i) => c * alpha + bg[i] * (1 - alpha));
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
 }
 
 const noProblems = (...pages) => {
@@ -101,13 +119,24 @@ test('two users register, become friends and chat live: typing, replies, reactio
   await message(bob, 'Hi Bob! 👋').locator('.edited').waitFor();
   await say(ann, 'wrong chat, sorry');
   await message(bob, 'wrong chat, sorry').waitFor();
+  ann.once('dialog', (d) => d.accept());
   await actOn(ann, 'wrong chat, sorry', 'Delete');
   await bob.locator('#messages .msg.deleted', { hasText: 'This message was deleted.' }).waitFor();
-  await say(bob, 'Sure, 4pm at the corner place ☕');
-  await waitForTexts(ann, ['Hi Bob! 👋', 'Hello Ann, how are you?', 'Great, thanks! Coffee later?', 'This message was deleted.', 'Sure, 4pm at the corner place ☕']);
+  await say(bob, 'Sure, 4pm at the corner place ☕ https://maps.example.com/corner');
+  await waitForTexts(ann, ['Hi Bob! 👋', 'Hello Ann, how are you?', 'Great, thanks! Coffee later?', 'This message was deleted.', 'Sure, 4pm at the corner place ☕ https://maps.example.com/corner']);
 
   // Bob has the chat open: Ann's messages show as read.
   await message(ann, 'Coffee later?').locator('.tick.read').waitFor();
+  // Sent and read ticks stand out from the sender's bubble (WCAG AA: 4.5:1).
+  const ratios = await message(ann, 'Coffee later?').locator('.tick.read').evaluate((el, fn) => {
+    const contrast = new Function('return ' + fn)();
+    const read = contrast(el);
+    el.classList.remove('read'); // as shown until the other side reads it
+    const sent = contrast(el);
+    el.classList.add('read');
+    return { read, sent };
+  }, contrastOnBubble.toString());
+  for (const [tick, ratio] of Object.entries(ratios)) assert.ok(ratio >= 4.5, `${tick} tick: contrast ${ratio.toFixed(2)}:1 on the bubble`);
   await bob.fill('#input', 'See');
   await ann.locator('#typing', { hasText: 'is typing' }).waitFor();
   await ann.click('#tab-chats');
@@ -118,9 +147,7 @@ test('two users register, become friends and chat live: typing, replies, reactio
   await bob.setViewportSize(PHONE);
   await screenshot(bob, 'chat-phone', { docs: true });
   await bob.click('#back');
-  await bob.locator('#panel-friends').waitFor();
-  await bob.click('#tab-chats');
-  await bob.locator('#rooms .room', { hasText: 'Ann Lee' }).waitFor();
+  await bob.locator('#rooms .room', { hasText: 'Ann Lee' }).waitFor(); // the chat was started from Friends: Chats shows
   assert.equal(await bob.locator('#chat').isVisible(), false, 'the chat pane is hidden on a phone while the list shows');
   await screenshot(bob, 'rooms-phone');
   noProblems(ann, bob);
@@ -301,4 +328,201 @@ test('markup in messages, names and room names shows as text and runs nothing', 
   noProblems(page, evilPage);
   await page.context().close();
   await evilPage.context().close();
+});
+
+// befriend makes two users friends by API, without a chat between them.
+async function befriend(a, b) {
+  await server.api('POST', '/api/v1/friends/requests', { user: b.id }, a.token);
+  await server.api('POST', `/api/v1/friends/requests/${a.id}/accept`, null, b.token);
+}
+
+test('a chat opens scrolled to its last message, clear of the composer, at 1280 and 390 px', { skip }, async () => {
+  const [a, b, room] = await server.friends([handle('ann'), 'Ann Lee'], [handle('bob'), 'Bob Stone']);
+  const ann = await openPage(browser, server);
+  await loginUI(ann, a.handle);
+  await roomItem(ann, room).click();
+  const sent = Array.from({ length: 40 }, (_, i) => `line ${i + 1}\nsecond row of ${i + 1}`);
+  await sendBulk(ann, room, sent);
+  for (const viewport of [{ width: 1280, height: 800 }, PHONE]) {
+    const bob = await openPage(browser, server, viewport);
+    await loginUI(bob, b.handle);
+    await roomItem(bob, room).click();
+    await message(bob, 'line 40').waitFor();
+    await sleep(700); // names, ticks and older pages settle
+    const gap = await bob.locator('#scroller').evaluate((e) => e.scrollHeight - e.scrollTop - e.clientHeight);
+    assert.ok(gap <= 1, `${viewport.width} px: ${gap} px short of the bottom`);
+    const last = await message(bob, 'line 40').boundingBox();
+    const composer = await bob.locator('#composer').boundingBox();
+    const scroller = await bob.locator('#scroller').boundingBox();
+    assert.ok(last.y + last.height <= composer.y && last.y + last.height <= scroller.y + scroller.height,
+      `${viewport.width} px: the last message (bottom ${last.y + last.height}) is hidden behind the composer (top ${composer.y})`);
+    noProblems(bob);
+    await bob.context().close();
+  }
+  await ann.context().close();
+});
+
+test('removing a friend and deleting a message ask first', { skip }, async () => {
+  const [a, , room] = await server.friends([handle('ann'), 'Ann Lee'], [handle('bob'), 'Bob Stone']);
+  const ann = await openPage(browser, server);
+  await loginUI(ann, a.handle);
+  await roomItem(ann, room).click();
+  await say(ann, 'keep me?');
+  await message(ann, 'keep me?').locator('.tick').waitFor();
+  const dialogs = [];
+  const answer = (accept) => ann.once('dialog', (d) => {
+    dialogs.push(d.message());
+    return accept ? d.accept() : d.dismiss();
+  });
+
+  answer(false);
+  await actOn(ann, 'keep me?', 'Delete');
+  await sleep(500);
+  assert.match(dialogs.at(-1), /Delete this message/);
+  assert.equal(await ann.locator('#messages .msg.deleted').count(), 0, 'a dismissed delete deletes nothing');
+  answer(true);
+  await actOn(ann, 'keep me?', 'Delete');
+  await ann.locator('#messages .msg.deleted').waitFor();
+
+  await ann.click('#tab-friends');
+  const bob = ann.locator('#friends .person', { hasText: 'Bob Stone' });
+  answer(false);
+  await bob.getByRole('button', { name: 'Remove friend' }).click();
+  await sleep(500);
+  assert.match(dialogs.at(-1), /Remove Bob Stone/);
+  assert.equal(await bob.count(), 1, 'a dismissed removal removes nobody');
+  answer(true);
+  await bob.getByRole('button', { name: 'Remove friend' }).click();
+  await bob.waitFor({ state: 'detached' });
+  assert.equal(dialogs.length, 4);
+  noProblems(ann);
+  await ann.context().close();
+});
+
+test('after logging out the login card shows "Log in" with the handle cleared', { skip }, async () => {
+  const page = await openPage(browser, server);
+  await registerUI(page, handle('ann'), 'Ann Lee');
+  await page.click('#logout');
+  await page.locator('#auth:not([hidden])').waitFor();
+  assert.equal(await page.getAttribute('#tab-login', 'aria-selected'), 'true');
+  assert.equal(await page.getAttribute('#tab-register', 'aria-selected'), 'false');
+  assert.equal(await page.textContent('#auth-submit'), 'Log in');
+  assert.equal(await page.isVisible('#display-name-field'), false);
+  assert.equal(await page.inputValue('input[name=handle]'), '');
+  assert.equal(await page.inputValue('input[name=password]'), '');
+  noProblems(page);
+  await page.context().close();
+});
+
+test('a chat started from the Friends tab shows selected in the Chats list', { skip }, async () => {
+  const [a, b] = await Promise.all([server.register(handle('ann'), 'Ann Lee'), server.register(handle('bob'), 'Bob Stone')]);
+  await befriend(a, b);
+  for (const viewport of [DESKTOP, PHONE]) {
+    const ann = await openPage(browser, server, viewport);
+    await loginUI(ann, a.handle);
+    await ann.click('#tab-friends');
+    await ann.locator('#friends .person', { hasText: 'Bob Stone' }).getByRole('button', { name: 'Message' }).click();
+    await ann.locator('#chat-name', { hasText: 'Bob Stone' }).waitFor();
+    if (viewport === PHONE) await ann.click('#back');
+    const item = ann.locator('#rooms .room', { hasText: 'Bob Stone' });
+    await item.waitFor();
+    assert.equal(await ann.isVisible('#panel-chats'), true, `${viewport.width} px: the Chats list shows`);
+    if (viewport === DESKTOP) assert.equal(await item.getAttribute('aria-current'), 'true', 'the new chat is selected');
+    noProblems(ann);
+    await ann.context().close();
+  }
+});
+
+test('the chat list previews the last message; a group shows who made it, added and left', { skip }, async () => {
+  const [a, b] = await server.friends([handle('ann'), 'Ann Lee'], [handle('bob'), 'Bob Stone']);
+  const c = await server.register(handle('cat'), 'Cat Park');
+  const group = await server.api('POST', '/api/v1/rooms', { name: 'Book club', members: [b.id] }, a.token);
+  const ann = await openPage(browser, server);
+  const bob = await openPage(browser, server);
+  await loginUI(ann, a.handle);
+  await loginUI(bob, b.handle);
+  await roomItem(ann, group.id).click();
+  await say(ann, 'first');
+  await say(ann, 'second');
+  const preview = (page) => roomItem(page, group.id).locator('.preview');
+  await preview(bob).filter({ hasText: /^Ann Lee: second$/ }).waitFor();
+  await actOn(ann, 'second', 'Edit');
+  await ann.fill('#input', 'second, edited');
+  await ann.press('#input', 'Enter');
+  await preview(bob).filter({ hasText: /^Ann Lee: second, edited$/ }).waitFor();
+  await actOn(ann, 'first', 'React');
+  await message(ann, 'first').getByRole('button', { name: 'React 👍' }).click();
+  ann.once('dialog', (d) => d.accept());
+  await actOn(ann, 'second, edited', 'Delete');
+  await preview(bob).filter({ hasText: /^Ann Lee: first$/ }).waitFor();
+  await preview(ann).filter({ hasText: /^You: first$/ }).waitFor();
+  await bob.reload(); // the same from sync, whose last entry is the delete
+  await preview(bob).filter({ hasText: /^Ann Lee: first$/ }).waitFor();
+
+  await server.api('POST', `/api/v1/rooms/${group.id}/members`, { users: [c.id] }, a.token);
+  await server.api('DELETE', `/api/v1/rooms/${group.id}/members/${c.id}`, null, c.token);
+  await roomItem(bob, group.id).click();
+  await bob.locator('#messages .system', { hasText: 'Ann Lee added Cat Park' }).waitFor();
+  await bob.locator('#messages .system', { hasText: 'Cat Park left' }).waitFor();
+  await bob.locator('#history-state', { hasText: 'Ann Lee created the group' }).waitFor();
+  await preview(bob).filter({ hasText: 'Cat Park left' }).waitFor();
+  noProblems(ann, bob);
+  await ann.context().close();
+  await bob.context().close();
+});
+
+test('URLs in messages become safe links: http(s) only, new tab, no opener or referrer', { skip }, async () => {
+  const [a, b, room] = await server.friends([handle('ann'), 'Ann Lee'], [handle('bob'), 'Bob Stone']);
+  const ann = await openPage(browser, server);
+  await loginUI(ann, a.handle);
+  await roomItem(ann, room).click();
+  const text = 'see https://example.com/wiki/A_(b)?q=1&r=2<i>x</i>. or (http://example.org/path), ' +
+    'not javascript:alert(1) nor data:text/html,hi nor ftp://example.net';
+  await say(ann, text);
+  const bob = await openPage(browser, server);
+  await loginUI(bob, b.handle);
+  await roomItem(bob, room).click();
+  const m = message(bob, 'see https://');
+  await m.waitFor();
+  assert.equal(await m.locator('.text').textContent(), text, 'the text reads as sent');
+  const links = await m.locator('.text a').evaluateAll((as) => as.map((a) => [a.getAttribute('href'), a.textContent, a.target, a.rel, a.children.length]));
+  assert.deepEqual(links, [
+    ['https://example.com/wiki/A_(b)?q=1&r=2', 'https://example.com/wiki/A_(b)?q=1&r=2', '_blank', 'noopener noreferrer', 0],
+    ['http://example.org/path', 'http://example.org/path', '_blank', 'noopener noreferrer', 0],
+  ]);
+  assert.equal(await bob.locator('#main i').count(), 0, 'no markup made from the text');
+  noProblems(ann, bob);
+  await ann.context().close();
+  await bob.context().close();
+});
+
+test('typing steadily for 10 s, with sends and an emptied input, never trips the typing rate limit', { skip }, async () => {
+  const [a, b, room] = await server.friends([handle('ann'), 'Ann Lee'], [handle('bob'), 'Bob Stone']);
+  const ann = await openPage(browser, server);
+  const bob = await openPage(browser, server);
+  const limited = [];
+  let typingFrames = 0;
+  ann.on('websocket', (ws) => {
+    ws.on('framesent', (f) => { if (String(f.payload).includes('"typing"')) typingFrames++; });
+    ws.on('framereceived', (f) => { if (String(f.payload).includes('RATE_LIMITED')) limited.push(String(f.payload)); });
+  });
+  await loginUI(ann, a.handle);
+  await loginUI(bob, b.handle);
+  await roomItem(ann, room).click();
+  await roomItem(bob, room).click();
+  let seen = 0;
+  const typingShown = setInterval(() => bob.locator('#typing', { hasText: 'is typing' }).count().then((n) => { seen += n; }, () => {}), 250);
+  const end = Date.now() + 10_000;
+  for (let i = 0; Date.now() < end; i++) {
+    await ann.type('#input', 'hey there ', { delay: 60 });
+    if (i % 3 === 1) await ann.fill('#input', ''); // emptied: a stop
+    if (i % 3 === 2) await ann.press('#input', 'Enter');
+  }
+  clearInterval(typingShown);
+  assert.deepEqual(limited, [], 'RATE_LIMITED answers');
+  assert.ok(typingFrames >= 3, `typing was said (${typingFrames} frames)`);
+  assert.ok(seen > 0, 'the other side saw the typing');
+  noProblems(ann, bob);
+  await ann.context().close();
+  await bob.context().close();
 });

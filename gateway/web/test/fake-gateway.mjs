@@ -12,7 +12,11 @@ export class FakeGateway {
   refuse = false; // close new connections before they open (server down)
   ackless = 0; // withhold this many acks (the message is still stored)
   failSends = []; // error codes to answer the next sends with, in order
-  frames = []; // every frame received, with the socket index
+  frames = []; // every frame received, with the socket index and time
+  // The server's typing limit per user (--rate-typing, default 1/s, burst 5).
+  typingLimit = { rate: 1, burst: 5 };
+  typingRefused = 0; // typing frames answered RATE_LIMITED
+  #typingBucket = null;
 
   constructor() {
     const gw = this;
@@ -75,7 +79,7 @@ export class FakeGateway {
   }
 
   receive(ws, f) {
-    this.frames.push({ socket: this.sockets.indexOf(ws), frame: f });
+    this.frames.push({ socket: this.sockets.indexOf(ws), frame: f, at: Date.now() });
     if (this.silent) return;
     const answer = (body) => this.push(ws, { id: f.id, ...body });
     const fail = (code, message = code) => answer({ error: { code: 'ERROR_CODE_' + code, message } });
@@ -121,12 +125,26 @@ export class FakeGateway {
       return answer({ history: { room: f.history.room, messages: log.slice(from, before), has_more: from > 0 } });
     }
     if (f.ping) return answer({ pong: { client_time: f.ping.client_time, server_time: String(Date.now()) } });
+    if (f.typing && !this.#typingAllowed()) return this.typingRefused++, fail('RATE_LIMITED', 'typing: resend every 3 s at most');
     if (f.typing || f.mark_read) return answer({ ok: {} });
     if (f.unsubscribe) {
       ws.subs.delete(f.unsubscribe.room);
       return answer({ unsubscribed: { room: f.unsubscribe.room } });
     }
     fail('UNKNOWN_FRAME');
+  }
+
+  // #typingAllowed is the server's token bucket for typing frames.
+  #typingAllowed() {
+    const { rate, burst } = this.typingLimit;
+    const now = Date.now();
+    const b = this.#typingBucket ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.#typingBucket = b;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 }
 

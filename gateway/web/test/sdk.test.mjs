@@ -316,6 +316,47 @@ test('typing is throttled when sent and expires when received', async (t) => {
   assert.deepEqual(c.typingUsers('r1'), []);
 });
 
+test('typing keystrokes, stops, sends and room switches never trip the server\'s typing limit', async (t) => {
+  const gw = new FakeGateway(); // refuses typing over the server's limit: 1/s, burst 5
+  const { c } = client(gw, { heartbeatInterval: 600_000, typingInterval: 3000, typingTimeout: 6000 });
+  t.after(() => c.close());
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+  c.connect();
+  while (c.state !== 'open') {
+    t.mock.timers.tick(1);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  // A minute of a busy user: a keystroke every 100 ms, the input emptied
+  // now and then (a stop), messages sent, and chats switched (a stop there).
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const rooms = ['r1', 'r2', 'r3'];
+  let room = 'r1';
+  for (let i = 0; i < 600; i++) {
+    const x = rand();
+    if (x < 0.7) c.typing(room, true);
+    else if (x < 0.8) c.typing(room, false);
+    else if (x < 0.9) c.send(room, 'm' + i).catch(() => {});
+    else {
+      c.typing(room, false);
+      room = rooms[Math.floor(rand() * rooms.length)];
+    }
+    t.mock.timers.tick(100);
+  }
+  for (const r of rooms) c.typing(r, false);
+  t.mock.timers.tick(30_000); // stops that waited for the budget go out
+
+  const frames = gw.frames.filter((f) => f.frame.typing);
+  assert.equal(gw.typingRefused, 0, `typing frames refused as RATE_LIMITED, of ${frames.length}`);
+  assert.ok(frames.length >= 20, `typing is still signalled (${frames.length} frames)`);
+  // No stop is lost: in each room the user's last word is a stop or a message.
+  for (const r of rooms) {
+    const last = gw.frames.findLast((f) => f.frame.typing?.room === r || f.frame.send?.room === r);
+    assert.ok(!last?.frame.typing?.active, `typing in ${r} ends`);
+  }
+});
+
 test('presence, receipts and unread counts become events', async (t) => {
   const gw = new FakeGateway();
   const { c } = client(gw);

@@ -141,6 +141,34 @@ const (
 	// request was kept. Retry after retry_after_ms, with the same
 	// client_msg_id for a send.
 	ErrorCode_ERROR_CODE_OVERLOADED ErrorCode = 13
+	// The HTTP API's and the accounts service's codes; the WebSocket
+	// protocol does not answer them.
+	// The password is under 8 bytes, equals the handle, repeats one
+	// character, or is one of the most common passwords.
+	ErrorCode_ERROR_CODE_WEAK_PASSWORD ErrorCode = 14
+	// Another account holds the handle (handles are case-insensitive).
+	ErrorCode_ERROR_CODE_HANDLE_TAKEN ErrorCode = 15
+	// Login: no such handle or the wrong password (not told apart); password
+	// change: the current password is wrong.
+	ErrorCode_ERROR_CODE_INVALID_CREDENTIALS ErrorCode = 16
+	// No user with that id.
+	ErrorCode_ERROR_CODE_USER_NOT_FOUND ErrorCode = 17
+	// A friend request or block aimed at oneself.
+	ErrorCode_ERROR_CODE_TARGET_IS_SELF ErrorCode = 18
+	// A friend request to a friend.
+	ErrorCode_ERROR_CODE_ALREADY_FRIENDS ErrorCode = 19
+	// A friend request is already pending between the two, either way.
+	ErrorCode_ERROR_CODE_REQUEST_EXISTS ErrorCode = 20
+	// No such pending friend request to accept, decline or cancel.
+	ErrorCode_ERROR_CODE_REQUEST_NOT_FOUND ErrorCode = 21
+	// Removing a friend one does not have.
+	ErrorCode_ERROR_CODE_NOT_FRIENDS ErrorCode = 22
+	// One of the two users has blocked the other.
+	ErrorCode_ERROR_CODE_BLOCKED ErrorCode = 23
+	// No HTTP route serves the path.
+	ErrorCode_ERROR_CODE_NOT_FOUND ErrorCode = 24
+	// The HTTP path is served, but not with this method.
+	ErrorCode_ERROR_CODE_METHOD_NOT_ALLOWED ErrorCode = 25
 )
 
 // Enum value maps for ErrorCode.
@@ -160,6 +188,18 @@ var (
 		11: "ERROR_CODE_ALREADY_AUTHENTICATED",
 		12: "ERROR_CODE_FORBIDDEN",
 		13: "ERROR_CODE_OVERLOADED",
+		14: "ERROR_CODE_WEAK_PASSWORD",
+		15: "ERROR_CODE_HANDLE_TAKEN",
+		16: "ERROR_CODE_INVALID_CREDENTIALS",
+		17: "ERROR_CODE_USER_NOT_FOUND",
+		18: "ERROR_CODE_TARGET_IS_SELF",
+		19: "ERROR_CODE_ALREADY_FRIENDS",
+		20: "ERROR_CODE_REQUEST_EXISTS",
+		21: "ERROR_CODE_REQUEST_NOT_FOUND",
+		22: "ERROR_CODE_NOT_FRIENDS",
+		23: "ERROR_CODE_BLOCKED",
+		24: "ERROR_CODE_NOT_FOUND",
+		25: "ERROR_CODE_METHOD_NOT_ALLOWED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":           0,
@@ -176,6 +216,18 @@ var (
 		"ERROR_CODE_ALREADY_AUTHENTICATED": 11,
 		"ERROR_CODE_FORBIDDEN":             12,
 		"ERROR_CODE_OVERLOADED":            13,
+		"ERROR_CODE_WEAK_PASSWORD":         14,
+		"ERROR_CODE_HANDLE_TAKEN":          15,
+		"ERROR_CODE_INVALID_CREDENTIALS":   16,
+		"ERROR_CODE_USER_NOT_FOUND":        17,
+		"ERROR_CODE_TARGET_IS_SELF":        18,
+		"ERROR_CODE_ALREADY_FRIENDS":       19,
+		"ERROR_CODE_REQUEST_EXISTS":        20,
+		"ERROR_CODE_REQUEST_NOT_FOUND":     21,
+		"ERROR_CODE_NOT_FRIENDS":           22,
+		"ERROR_CODE_BLOCKED":               23,
+		"ERROR_CODE_NOT_FOUND":             24,
+		"ERROR_CODE_METHOD_NOT_ALLOWED":    25,
 	}
 )
 
@@ -2696,7 +2748,7 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\x18MESSAGE_KIND_MEMBER_LEFT\x10\x06\x12\x1f\n" +
 	"\x1bMESSAGE_KIND_MEMBER_REMOVED\x10\a\x12$\n" +
 	" MESSAGE_KIND_MEMBER_ROLE_CHANGED\x10\b\x12\x1d\n" +
-	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\xb0\x03\n" +
+	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\x9f\x06\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_MALFORMED_FRAME\x10\x01\x12\x1c\n" +
@@ -2712,7 +2764,19 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\x12$\n" +
 	" ERROR_CODE_ALREADY_AUTHENTICATED\x10\v\x12\x18\n" +
 	"\x14ERROR_CODE_FORBIDDEN\x10\f\x12\x19\n" +
-	"\x15ERROR_CODE_OVERLOADED\x10\rB;Z9github.com/parley-chat/parley/pkg/proto/parleyv1;parleyv1b\x06proto3"
+	"\x15ERROR_CODE_OVERLOADED\x10\r\x12\x1c\n" +
+	"\x18ERROR_CODE_WEAK_PASSWORD\x10\x0e\x12\x1b\n" +
+	"\x17ERROR_CODE_HANDLE_TAKEN\x10\x0f\x12\"\n" +
+	"\x1eERROR_CODE_INVALID_CREDENTIALS\x10\x10\x12\x1d\n" +
+	"\x19ERROR_CODE_USER_NOT_FOUND\x10\x11\x12\x1d\n" +
+	"\x19ERROR_CODE_TARGET_IS_SELF\x10\x12\x12\x1e\n" +
+	"\x1aERROR_CODE_ALREADY_FRIENDS\x10\x13\x12\x1d\n" +
+	"\x19ERROR_CODE_REQUEST_EXISTS\x10\x14\x12 \n" +
+	"\x1cERROR_CODE_REQUEST_NOT_FOUND\x10\x15\x12\x1a\n" +
+	"\x16ERROR_CODE_NOT_FRIENDS\x10\x16\x12\x16\n" +
+	"\x12ERROR_CODE_BLOCKED\x10\x17\x12\x18\n" +
+	"\x14ERROR_CODE_NOT_FOUND\x10\x18\x12!\n" +
+	"\x1dERROR_CODE_METHOD_NOT_ALLOWED\x10\x19B;Z9github.com/parley-chat/parley/pkg/proto/parleyv1;parleyv1b\x06proto3"
 
 var (
 	file_parley_v1_protocol_proto_rawDescOnce sync.Once

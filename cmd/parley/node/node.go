@@ -28,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/history"
 	"github.com/parley-chat/parley/internal/natsauth"
 	"github.com/parley-chat/parley/internal/natsembed"
 	"github.com/parley-chat/parley/internal/ops"
@@ -233,7 +234,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		}
 	}
 	if cfg.Roles.Archiver {
-		if n.history, err = archiver.ServeHistory(arch.nc, n.st, log); err != nil {
+		if n.history, err = history.Serve(arch.nc, n.st, log); err != nil {
 			return nil, err
 		}
 		if n.accounts, err = accounts.Serve(arch.nc, n.st, log, n.accountsConfig()); err != nil {

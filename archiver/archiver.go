@@ -1,5 +1,6 @@
 // Package archiver copies every room message from CHAT_MSG into the history
-// store, and serves history queries from that store.
+// store (the archiver role also serves queries of that store: package
+// internal/history).
 //
 // The archiver is a durable pull consumer on the whole stream. It acks a
 // message only after the store reports the batch holding it durable, so a

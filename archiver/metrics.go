@@ -27,7 +27,12 @@ func newBatchSeconds() prometheus.Histogram {
 }
 
 // Describe implements prometheus.Collector.
-func (a *Archiver) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(a, ch) }
+func (a *Archiver) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descArchived, descLagMessages, descLagSeconds} {
+		ch <- d
+	}
+	a.batchSeconds.Describe(ch)
+}
 
 // Collect implements prometheus.Collector. The lag is read from
 // JetStream at each scrape (shared by every archiver on the durable);

@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/gateway/internal/fanout"
@@ -126,12 +127,15 @@ func (c Config) withDefaults() Config {
 
 // Gateway serves clients.
 type Gateway struct {
-	cfg    Config
-	mounts []func(handle func(pattern string, h http.Handler)) // Mount's
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	rooms  Store
-	log    *zap.Logger
+	cfg Config
+	// metrics serves /metrics on the gateway's listener, made once.
+	metrics     http.Handler
+	metricsOnce sync.Once
+	mounts      []func(handle func(pattern string, h http.Handler)) // Mount's
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	rooms       Store
+	log         *zap.Logger
 
 	verifier  *verifier
 	outbox    *outbox.Outbox
@@ -339,23 +343,46 @@ func (g *Gateway) Ready(ctx context.Context) error {
 	return nil
 }
 
-// serveMetrics writes the process's and the gateway's metrics.
-func (g *Gateway) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	ops.WriteRuntime(w)
-	g.WriteMetrics(w)
+var (
+	descConnections = ops.Desc("gateway_connections", "Open client connections.")
+	descRooms       = ops.Desc("gateway_rooms", "Rooms with local subscribers (hubs, one NATS subscription each).")
+	descDeliveries  = ops.Desc("gateway_deliveries_total", "Message events queued to connections.")
+	descPending     = ops.Desc("gateway_sends_pending", "Sends waiting for a processor's answer.")
+	descPerConn     = ops.Desc("gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included); only while connections are open.")
+)
+
+// Describe implements prometheus.Collector.
+func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn} {
+		ch <- d
+	}
+	g.sessions.Describe(ch)
+	g.hubs.DeliveryLatency().Describe(ch)
 }
 
-// WriteMetrics writes the gateway's metrics in the Prometheus text format.
-func (g *Gateway) WriteMetrics(w io.Writer) {
-	conns := uint64(g.sessions.Count())
-	ops.Gauge(w, "parley_gateway_connections", "Open client connections.", conns)
-	ops.Gauge(w, "parley_gateway_rooms", "Rooms with local subscribers.", uint64(g.hubs.Count()))
-	ops.Counter(w, "parley_gateway_deliveries_total", "Message events queued to connections.", uint64(g.hubs.Deliveries()))
-	ops.Gauge(w, "parley_gateway_sends_pending", "Sends waiting for a processor's answer.", uint64(g.outbox.Pending()))
+// Collect implements prometheus.Collector: the gateway's figures, its
+// sessions' counters and its latency histograms.
+func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
+	conns := g.sessions.Count()
+	ops.Level(ch, descConnections, float64(conns))
+	ops.Level(ch, descRooms, float64(g.hubs.Count()))
+	ops.Count(ch, descDeliveries, uint64(g.hubs.Deliveries()))
+	ops.Level(ch, descPending, float64(g.outbox.Pending()))
 	if conns > 0 {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		ops.Gauge(w, "parley_gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included).", (ms.HeapInuse+ms.StackInuse)/conns)
+		ops.Level(ch, descPerConn, float64(ms.HeapInuse+ms.StackInuse)/float64(conns))
 	}
+	g.sessions.Collect(ch)
+	g.hubs.DeliveryLatency().Collect(ch)
+}
+
+// serveMetrics serves the process's and the gateway's metrics.
+func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	g.metricsOnce.Do(func() {
+		reg := ops.NewRegistry()
+		reg.MustRegister(g)
+		g.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	})
+	g.metrics.ServeHTTP(w, r)
 }

@@ -1,4 +1,5 @@
-// Package history is the client of the history service (archiver.ServeHistory):
+// Package history is the history service (Serve, run by the archiver role)
+// and its client (Query): room messages from the history store, by
 // request/reply on bus.HistoryQuerySubject with protobuf bodies.
 package history
 

@@ -1,14 +1,10 @@
 package ops
 
 import (
-	"bytes"
 	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // NewRegistry returns a process's metrics registry, holding the Go
@@ -24,26 +20,6 @@ func NewRegistry() *prometheus.Registry {
 		collectors.NewBuildInfoCollector(),
 	)
 	return reg
-}
-
-// TextGatherer gathers what w writes in the Prometheus text format, for a
-// component that writes its metrics as text rather than registering
-// collectors.
-func TextGatherer(w MetricsWriter) prometheus.Gatherer {
-	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		var buf bytes.Buffer
-		w.WriteMetrics(&buf)
-		p := expfmt.NewTextParser(model.LegacyValidation)
-		families, err := p.TextToMetricFamilies(&buf)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]*dto.MetricFamily, 0, len(families))
-		for _, f := range families {
-			out = append(out, f)
-		}
-		return out, nil
-	})
 }
 
 // Desc names a metric of a component: parley_<name>, with help text and

@@ -10,11 +10,8 @@ package ops
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/pprof"
-	"runtime"
-	rtmetrics "runtime/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,11 +19,6 @@ import (
 
 // Check reports why a process is not alive or not ready; nil means it is.
 type Check func() error
-
-// MetricsWriter writes metrics in the Prometheus text format.
-type MetricsWriter interface {
-	WriteMetrics(w io.Writer)
-}
 
 // Handler serves /livez (the process answers: for a liveness probe,
 // which must not depend on NATS or the store, or their hiccup restarts
@@ -55,32 +47,5 @@ func checked(checks []Check, okText string) http.HandlerFunc {
 			}
 		}
 		fmt.Fprintln(w, okText)
-	}
-}
-
-// Gauge writes one gauge in the Prometheus text format.
-func Gauge(w io.Writer, name, help string, v uint64) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-}
-
-// Counter writes one counter in the Prometheus text format.
-func Counter(w io.Writer, name, help string, v uint64) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-}
-
-// WriteRuntime writes the process's memory and goroutine figures.
-func WriteRuntime(w io.Writer) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	Gauge(w, "go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans.", ms.HeapInuse)
-	Gauge(w, "go_memstats_stack_inuse_bytes", "Bytes in goroutine stack spans.", ms.StackInuse)
-	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	rtmetrics.Read(live)
-	if live[0].Value.Kind() == rtmetrics.KindUint64 {
-		Gauge(w, "go_gc_heap_live_bytes", "Heap occupied by objects the last GC found live.", live[0].Value.Uint64())
-	}
-	Gauge(w, "go_goroutines", "Goroutines that currently exist.", uint64(runtime.NumGoroutine()))
-	if rss, ok := processRSS(); ok {
-		Gauge(w, "process_resident_memory_bytes", "Resident memory of the process.", rss)
 	}
 }

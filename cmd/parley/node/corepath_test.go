@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/cmd/parley/node"
 	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/history"
 	"github.com/parley-chat/parley/pkg/client"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/processor"
@@ -416,7 +416,7 @@ func serveHistory(t *testing.T, n *node.Node) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := archiver.ServeHistory(nc, n.Store(), zaptest.NewLogger(t))
+	svc, err := history.Serve(nc, n.Store(), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,13 +22,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/archiver"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/history"
 	"github.com/parley-chat/parley/internal/natsauth"
 	"github.com/parley-chat/parley/internal/natsembed"
 	"github.com/parley-chat/parley/internal/ops"
@@ -234,7 +234,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		}
 	}
 	if cfg.Roles.Archiver {
-		if n.history, err = archiver.ServeHistory(arch.nc, n.st, log); err != nil {
+		if n.history, err = history.Serve(arch.nc, n.st, log); err != nil {
 			return nil, err
 		}
 		if n.accounts, err = accounts.Serve(arch.nc, n.st, log, n.accountsConfig()); err != nil {
@@ -280,14 +280,13 @@ func (n *Node) startOps() error {
 	live := []ops.Check{n.natsConnected}
 	ready := []ops.Check{n.notDraining, n.natsConnected}
 	reg := ops.NewRegistry()
-	metrics := prometheus.Gatherers{reg}
 	if n.gw != nil {
 		ready = append(ready, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return n.gw.Ready(ctx)
 		})
-		metrics = append(metrics, ops.TextGatherer(n.gw))
+		reg.MustRegister(n.gw)
 	}
 	if n.Processor != nil {
 		ready = append(ready, n.Processor.Ready, n.Notifier.Ready)
@@ -303,7 +302,7 @@ func (n *Node) startOps() error {
 	}
 	// Served apart from the roles' goroutines, so that it answers until
 	// Close has finished everything else: /readyz says 503 throughout.
-	srv := &http.Server{Handler: ops.Handler(live, ready, metrics), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: ops.Handler(live, ready, reg), ReadHeaderTimeout: 5 * time.Second}
 	n.ops = srv
 	ln := n.debugLn
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"github.com/parley-chat/parley/gateway/internal/push"
 	"github.com/parley-chat/parley/internal/roomlog"
 	"github.com/parley-chat/parley/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config tunes the hubs; zero fields take the defaults.
@@ -63,6 +64,9 @@ type deps struct {
 	log        *zap.Logger
 	subs       *subscriptions // made by Hubs.Start
 	deliveries atomic.Int64   // message events queued to members
+	// storedToLive times each live message from its append to CHAT_MSG
+	// to its hub here.
+	storedToLive prometheus.Histogram
 }
 
 // SmallRoomMembers reads a room's members if it has at most SmallRoom of

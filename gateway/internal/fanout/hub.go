@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -157,6 +158,9 @@ func (h *Hub) onLive(m *nats.Msg) {
 		}
 	}
 	h.deliver(&push.Event{Seq: seq, Raw: m.Data}, m.Header.Values(bus.HeaderLeaves))
+	if stored, err := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer)); err == nil {
+		h.d.storedToLive.Observe(time.Since(stored).Seconds())
+	}
 }
 
 // fetch reads from..to of the room's log as events.

@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/gateway/internal/push"
+	"github.com/parley-chat/parley/internal/ops"
 )
 
 // Hubs holds the gateway's room hubs; a hub lives while a member holds it.
@@ -36,8 +38,9 @@ type Hubs struct {
 // New makes the hubs; Start must run before the first Acquire.
 func New(nc *nats.Conn, roomLog RoomLog, members Members, log *zap.Logger, cfg Config) *Hubs {
 	return &Hubs{
-		deps: deps{cfg: cfg.WithDefaults(), roomLog: roomLog, members: members, pub: push.Publisher{NC: nc, Log: log}, log: log},
-		nc:   nc, m: make(map[string]*Hub),
+		deps: deps{cfg: cfg.WithDefaults(), roomLog: roomLog, members: members, pub: push.Publisher{NC: nc, Log: log}, log: log,
+			storedToLive: ops.Latency("gateway_stored_to_live_seconds", "Time from a message's append to CHAT_MSG to its arrival at this gateway's room hub, which queues it to the members (NATS server clocks).")},
+		nc: nc, m: make(map[string]*Hub),
 	}
 }
 
@@ -97,6 +100,9 @@ func (hs *Hubs) Count() int {
 	defer hs.mu.Unlock()
 	return len(hs.m)
 }
+
+// DeliveryLatency is the histogram of stored-to-live times.
+func (hs *Hubs) DeliveryLatency() prometheus.Collector { return hs.storedToLive }
 
 // Deliveries counts the message events queued to members.
 func (hs *Hubs) Deliveries() int64 { return hs.deliveries.Load() }

@@ -54,6 +54,8 @@ type Sessions struct {
 	log  *zap.Logger
 	next atomic.Uint64
 
+	metrics *metrics
+
 	mu sync.RWMutex
 	m  map[uint64]*Session
 }
@@ -70,7 +72,7 @@ func New(deps Deps, log *zap.Logger, cfg Config) *Sessions {
 		cfg.RequestTimeout = 10 * time.Second
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	return &Sessions{Deps: deps, cfg: cfg, log: log, m: make(map[uint64]*Session)}
+	return &Sessions{Deps: deps, cfg: cfg, log: log, metrics: newMetrics(), m: make(map[uint64]*Session)}
 }
 
 // Open starts the session of a new connection speaking codec.
@@ -85,6 +87,7 @@ func (ss *Sessions) Open(c transport.Conn, codec protocol.Codec) *Session {
 	ss.mu.Lock()
 	ss.m[s.seq] = s
 	ss.mu.Unlock()
+	ss.metrics.opened.Add(1)
 	return s
 }
 
@@ -196,6 +199,7 @@ func (s *Session) send(f *pb.ServerFrame) {
 }
 
 func (s *Session) fail(id uint64, e *pb.Error) {
+	s.ss.metrics.failed(e.Code)
 	s.logger().Info("request failed", zap.Uint64("id", id), zap.Stringer("code", e.Code), zap.String("message", e.Message))
 	s.send(protocol.ErrorFrame(id, e))
 }
@@ -209,9 +213,11 @@ func (s *Session) ok(id uint64) {
 func (s *Session) Handle(data []byte) {
 	f := new(pb.ClientFrame)
 	if err := s.codec.DecodeClient(data, f); err != nil {
+		s.ss.metrics.requests[kindMalformed].Add(1)
 		s.fail(0, protocol.Errorf(pb.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "%v", err))
 		return
 	}
+	s.ss.metrics.requests[kindOf(f)].Add(1)
 	if auth, ok := f.Kind.(*pb.ClientFrame_Auth); ok {
 		s.authenticate(f.Id, auth.Auth)
 		return
@@ -295,7 +301,11 @@ func (s *Session) sendMessage(id uint64, user string, m *pb.SendMessage) {
 		s.fail(id, e)
 		return
 	}
-	s.ss.Sends.Send(outbox.FromClient(user, m), func(r *pb.SendResult) { s.onResult(id, r) })
+	start := time.Now()
+	s.ss.Sends.Send(outbox.FromClient(user, m), func(r *pb.SendResult) {
+		s.ss.metrics.sendSeconds.Observe(time.Since(start).Seconds())
+		s.onResult(id, r)
+	})
 }
 
 // onResult answers send request id once the processor decided it.
@@ -511,6 +521,7 @@ func (s *Session) sync(ctx context.Context, id uint64, user string, q *pb.Sync) 
 
 // Closed releases everything the session holds.
 func (s *Session) Closed() {
+	s.ss.metrics.closed.Add(1)
 	s.mu.Lock()
 	s.closed = true
 	subs, local, timer := s.subs, s.local, s.authTimer

@@ -1,22 +1,66 @@
-package archiver_test
+package history_test
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/archiver"
+	"github.com/nats-io/nats.go"
 	"github.com/parley-chat/parley/internal/bus"
+	"github.com/parley-chat/parley/internal/bus/bustest"
 	"github.com/parley-chat/parley/internal/history"
+	"github.com/parley-chat/parley/internal/store/pebblestore"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/parley-chat/parley/pkg/store"
 )
 
 func ptr(v uint64) *uint64 { return &v }
+
+// env is an embedded NATS server and a Pebble store behind a switch that
+// fails its reads.
+type env struct {
+	nc *nats.Conn
+	st *flakyStore
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	nc := bustest.Connect(t)
+	st, err := pebblestore.Open(t.TempDir(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &env{nc: nc, st: &flakyStore{HistoryStore: st}}
+}
+
+// flakyStore fails every read while failing is set.
+type flakyStore struct {
+	store.HistoryStore
+	failing atomic.Bool
+}
+
+func (f *flakyStore) Messages(ctx context.Context, room string, from, to uint64, limit int, desc bool) ([]*pb.ArchivedMessage, error) {
+	if f.failing.Load() {
+		return nil, errors.New("store down")
+	}
+	return f.HistoryStore.Messages(ctx, room, from, to, limit, desc)
+}
+
+func logger(t *testing.T) *zap.Logger { return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)) }
+
+func message(room string, seq uint64) *pb.Message {
+	return &pb.Message{Room: room, Seq: seq, Sender: "u1", ClientMsgId: fmt.Sprint("c", seq), SentAt: 1_700_000_000_000 + int64(seq), Body: &pb.Body{Text: fmt.Sprint(room, " ", seq)}}
+}
 
 func TestHistoryService(t *testing.T) {
 	e := setup(t)
@@ -28,7 +72,7 @@ func TestHistoryService(t *testing.T) {
 	if err := e.st.AppendMessages(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := archiver.ServeHistory(e.nc, e.st, logger(t))
+	svc, err := history.Serve(e.nc, e.st, logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +135,7 @@ func TestHistoryService(t *testing.T) {
 
 func TestHistoryServiceErrors(t *testing.T) {
 	e := setup(t)
-	svc, err := archiver.ServeHistory(e.nc, e.st, logger(t))
+	svc, err := history.Serve(e.nc, e.st, logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +181,7 @@ func TestHistoryServiceConcurrent(t *testing.T) {
 	if err := e.st.AppendMessages(context.Background(), one); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := archiver.ServeHistory(e.nc, e.st, logger(t))
+	svc, err := history.Serve(e.nc, e.st, logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

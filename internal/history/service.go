@@ -1,4 +1,4 @@
-package archiver
+package history
 
 import (
 	"context"
@@ -30,12 +30,12 @@ const (
 	queryTimeout = 10 * time.Second
 )
 
-// ServeHistory starts the "parley-history" micro service answering
+// Serve starts the "parley-history" micro service answering
 // pb.HistoryQuery requests on bus.HistoryQuerySubject with pb.HistoryResult.
 // Instances form one queue group, so each query is answered once. It does
 // not check membership: the gateway does before asking. Stop the returned
 // service to stop serving.
-func ServeHistory(nc *nats.Conn, st store.HistoryStore, log *zap.Logger) (micro.Service, error) {
+func Serve(nc *nats.Conn, st store.HistoryStore, log *zap.Logger) (micro.Service, error) {
 	log = log.Named("history")
 	slots := make(chan struct{}, queryConcurrency)
 	handle := func(req micro.Request) {

@@ -28,7 +28,6 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/auth"
 	"github.com/parley-chat/parley/internal/bus"
-	"github.com/parley-chat/parley/internal/history"
 	"github.com/parley-chat/parley/internal/natsauth"
 	"github.com/parley-chat/parley/internal/natsembed"
 	"github.com/parley-chat/parley/internal/ops"
@@ -136,9 +135,11 @@ type Node struct {
 	wg         sync.WaitGroup
 	closed     sync.Once
 
-	// Accounts: the service (archiver role), the revocations a gateway
-	// mirrors, and what both share.
-	accounts    micro.Service
+	// components: what the roles run, in start order.
+	components []component
+
+	// Accounts: the revocations a gateway mirrors, and what the accounts
+	// service and gateways share.
 	revocations *accounts.Revocations
 	signer      *auth.Signer
 	tokenKey    []byte
@@ -233,36 +234,27 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 			return nil, err
 		}
 	}
-	if cfg.Roles.Archiver {
-		if n.history, err = history.Serve(arch.nc, n.st, log); err != nil {
-			return nil, err
+	// Each role is a list of components, started in this order.
+	for _, role := range []struct {
+		on    bool
+		start func() ([]component, error)
+	}{
+		{cfg.Roles.Archiver, func() ([]component, error) { return n.archiverRole(arch) }},
+		{cfg.Roles.Processor, func() ([]component, error) { return n.processorRole(ctx, runCtx, proc) }},
+		{cfg.Roles.Gateway, func() ([]component, error) { return n.gatewayRole(ctx, gw) }},
+	} {
+		if !role.on {
+			continue
 		}
-		if n.accounts, err = accounts.Serve(arch.nc, n.st, log, n.accountsConfig()); err != nil {
-			return nil, err
-		}
-		n.Archiver = archiver.New(arch.js, n.st, log.Named("archiver"), cfg.Archiver)
-		n.run("archiver", func() error { return n.Archiver.Run(runCtx) })
-	}
-	if cfg.Roles.Processor {
-		pc := cfg.Processor
-		pc.Partitions = n.partitions
-		pc.Replicas = cmp.Or(pc.Replicas, cfg.Streams.Replicas)
-		if pc.Attachments, err = n.startMediaWork(ctx, runCtx, proc); err != nil {
-			return nil, err
-		}
-		n.Processor = processor.New(proc.nc, proc.js, n.st, log.Named("processor"), pc)
-		n.run("processor", func() error { return n.Processor.Run(runCtx) })
-		n.Notifier = notify.New(proc.js, proc.nc, n.st, presence.Directory{NC: proc.nc}, log.Named("notifier"), cfg.Notify)
-		n.run("notifier", func() error { return n.Notifier.Run(runCtx) })
-		keeper, err := presence.NewKeeper(ctx, proc.nc, log.Named("presence"))
+		cs, err := role.start()
 		if err != nil {
 			return nil, err
 		}
-		n.run("presence keeper", func() error { return keeper.Run(runCtx) })
-	}
-	if cfg.Roles.Gateway {
-		if err := n.startGateway(ctx, gw); err != nil {
-			return nil, err
+		for _, c := range cs {
+			n.components = append(n.components, c)
+			if c.run != nil {
+				n.run(c.name, func() error { return c.run(runCtx) })
+			}
 		}
 	}
 	if cfg.DebugAddr != "" {
@@ -280,21 +272,13 @@ func (n *Node) startOps() error {
 	live := []ops.Check{n.natsConnected}
 	ready := []ops.Check{n.notDraining, n.natsConnected}
 	reg := ops.NewRegistry()
-	if n.gw != nil {
-		ready = append(ready, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			return n.gw.Ready(ctx)
-		})
-		reg.MustRegister(n.gw)
-	}
-	if n.Processor != nil {
-		ready = append(ready, n.Processor.Ready, n.Notifier.Ready)
-		reg.MustRegister(n.Processor, n.Notifier)
-	}
-	if n.Archiver != nil {
-		ready = append(ready, n.Archiver.Ready)
-		reg.MustRegister(n.Archiver)
+	for _, c := range n.components {
+		if c.ready != nil {
+			ready = append(ready, c.ready)
+		}
+		if c.metrics != nil {
+			reg.MustRegister(c.metrics)
+		}
 	}
 	var err error
 	if n.debugLn, err = net.Listen("tcp", n.cfg.DebugAddr); err != nil {
@@ -460,29 +444,6 @@ func (n *Node) accountsConfig() accounts.Config {
 	return c
 }
 
-func (n *Node) startGateway(ctx context.Context, c conn) error {
-	gc := n.cfg.Gateway
-	gc.Sends.Partitions = n.partitions
-	n.gw = gateway.New(c.nc, c.js, n.st, n.signer, n.log.Named("gateway"), gc)
-	var err error
-	if n.revocations, err = accounts.WatchRevocations(ctx, n.gwRevokedKV, n.gw.CloseLogin); err != nil {
-		return err
-	}
-	n.gw.UseRevocations(n.revocations)
-	if err := n.mountMedia(ctx, c, n.tokenKey); err != nil {
-		return err
-	}
-	if err := n.gw.Start(); err != nil {
-		return err
-	}
-	if n.ln, err = gateway.Listen(n.cfg.HTTPAddr, n.cfg.ReusePort); err != nil {
-		return err
-	}
-	n.run("gateway", func() error { return n.gw.Serve(n.ln) })
-	n.log.Info("gateway listening", zap.String("addr", n.ln.Addr().String()))
-	return nil
-}
-
 // devKey loads or creates the signing key kept in the data dir, so dev
 // tokens survive restarts. Production sets --token-key.
 func devKey(dir string) ([]byte, error) {
@@ -528,14 +489,10 @@ func (n *Node) close() {
 		n.cancel()
 	}
 	n.wg.Wait()
-	if n.history != nil {
-		_ = n.history.Stop()
-	}
-	if n.accounts != nil {
-		_ = n.accounts.Stop()
-	}
-	if n.revocations != nil {
-		n.revocations.Stop()
+	for _, c := range n.components {
+		if c.stop != nil {
+			c.stop()
+		}
 	}
 	for _, nc := range n.conns {
 		_ = nc.Drain()

@@ -1,6 +1,9 @@
 // Package node assembles Parley's roles (gateway, processor, archiver) with
-// their NATS connection, store and optional embedded nats-server into one
+// their NATS connections, store and optional embedded nats-server into one
 // running process. `parley dev` runs every role; `parley gateway` etc. one.
+// Each role is a list of components (components.go), the same whichever
+// roles share the process: each runs until Close, says whether it is ready
+// and exports its metrics on the ops listener.
 package node
 
 import (

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+
 	"github.com/parley-chat/parley/internal/media/catalog"
 )
 
@@ -74,15 +76,15 @@ func (h *Handler) link(w http.ResponseWriter, r *http.Request) {
 		hmac.Equal([]byte(r.URL.Query().Get("sig")), []byte(h.sign(id, variant, exp)))
 	if !valid || time.Now().Unix() > exp {
 		// Expired and forged look alike: ask info for a new link.
-		h.fail(w, r, http.StatusForbidden, CodeLinkExpired, "the link is invalid or expired; ask …/info for a new one")
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_LINK_EXPIRED, "the link is invalid or expired; ask …/info for a new one")
 		return
 	}
 	rec, err := h.cat.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound) || (err == nil && rec.State == catalog.Rejected):
-		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such upload")
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_NOT_FOUND, "no such upload")
 	case err != nil:
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 	case variant == variantThumb:
 		h.serveThumb(w, r, rec)
 	default:

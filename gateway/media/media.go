@@ -36,6 +36,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -44,6 +46,7 @@ import (
 	"github.com/parley-chat/parley/internal/media/inspect"
 	"github.com/parley-chat/parley/internal/media/refs"
 	blob "github.com/parley-chat/parley/pkg/media"
+	"github.com/parley-chat/parley/pkg/protocol"
 )
 
 // Authenticator names the user a request is authenticated as (the
@@ -132,31 +135,13 @@ func (h *Handler) Routes(handle func(pattern string, handler http.Handler)) {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// Error codes of the media API (schemas/README.md).
-const (
-	CodeUnauthenticated = "UNAUTHENTICATED"
-	CodeInvalidArgument = "INVALID_ARGUMENT"
-	CodeNotFound        = "NOT_FOUND"
-	CodeFileTooLarge    = "FILE_TOO_LARGE"
-	CodeQuotaExceeded   = "QUOTA_EXCEEDED"
-	CodeImageTooLarge   = "IMAGE_TOO_LARGE"
-	CodeOffsetMismatch  = "OFFSET_MISMATCH"
-	CodeNotReady        = "NOT_READY"
-	CodeLinkExpired     = "LINK_EXPIRED"
-	CodeUnavailable     = "UNAVAILABLE"
-)
-
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+// fail answers a refusal with its code's HTTP status and the API's JSON
+// error (pkg/protocol, the one vocabulary of codes).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code pb.ErrorCode, msg string) {
+	e := &protocol.Error{Code: code, Message: msg}
 	h.log.Info("media request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
-		zap.Int("status", status), zap.String("code", code), zap.String("message", msg))
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	e.Error.Code, e.Error.Message = code, msg
-	writeJSON(w, status, e)
+		zap.Int("status", e.HTTPStatus()), zap.String("code", protocol.CodeName(code)), zap.String("message", msg))
+	writeJSON(w, e.HTTPStatus(), map[string]*protocol.Error{"error": e})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -171,7 +156,7 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, string)) ht
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		user, err := h.auth.Authenticate(r)
 		if err != nil || user == "" {
-			h.fail(w, r, http.StatusUnauthorized, CodeUnauthenticated, "missing, invalid or expired token")
+			h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "missing, invalid or expired token")
 			return
 		}
 		fn(w, r, user)
@@ -234,7 +219,7 @@ func fileName(r *http.Request) string {
 // oneShot: POST /api/v1/media?name=…, the body is the file.
 func (h *Handler) oneShot(w http.ResponseWriter, r *http.Request, user string) {
 	if r.ContentLength > h.cfg.MaxFileBytes {
-		h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_FILE_TOO_LARGE, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
 		return
 	}
 	// Unknown length: reserve the most a file may be, and give back the
@@ -264,7 +249,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, user string, n i
 		Size: n, Reserved: n, Created: now, Updated: now}
 	if err := h.cat.Create(r.Context(), rec); err != nil {
 		_ = h.cat.Release(context.WithoutCancel(r.Context()), user, n)
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return rec, false
 	}
 	return rec, true
@@ -291,7 +276,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, rec catalog.R
 		return nil
 	})
 	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return rec, false
 	}
 	for _, p := range rec.Parts {
@@ -305,10 +290,9 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, user string, n
 	err := h.cat.Reserve(r.Context(), user, n, h.cfg.UserQuotaBytes)
 	switch {
 	case errors.Is(err, catalog.ErrQuota):
-		h.fail(w, r, http.StatusRequestEntityTooLarge, CodeQuotaExceeded,
-			fmt.Sprintf("unsent uploads are limited to %d bytes per user: send or delete some first", h.cfg.UserQuotaBytes))
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_QUOTA_EXCEEDED, fmt.Sprintf("unsent uploads are limited to %d bytes per user: send or delete some first", h.cfg.UserQuotaBytes))
 	case err != nil:
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 	default:
 		return true
 	}
@@ -324,21 +308,21 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, rec *catalog.Re
 	facts, body, err := inspect.Sniff(body, h.cfg.MaxPixels)
 	if errors.Is(err, inspect.ErrPixelBomb) {
 		giveBack()
-		h.fail(w, r, http.StatusUnprocessableEntity, CodeImageTooLarge, fmt.Sprintf("%v (at most %d pixels)", err, h.cfg.MaxPixels))
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_IMAGE_TOO_LARGE, fmt.Sprintf("%v (at most %d pixels)", err, h.cfg.MaxPixels))
 		return false
 	}
 	if err != nil {
 		giveBack()
-		h.fail(w, r, http.StatusBadRequest, CodeInvalidArgument, "reading the body: "+err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "reading the body: "+err.Error())
 		return false
 	}
 	info, err := h.blobs.Put(ctx, catalog.BlobKey(rec.ID), body, h.cfg.MaxFileBytes, facts.ContentType)
 	if err != nil {
 		giveBack()
 		if errors.Is(err, blob.ErrTooLarge) {
-			h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
+			h.fail(w, r, pb.ErrorCode_ERROR_CODE_FILE_TOO_LARGE, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
 		} else {
-			h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, "storing the file: "+err.Error())
+			h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "storing the file: "+err.Error())
 		}
 		return false
 	}
@@ -366,7 +350,7 @@ func (h *Handler) enqueue(ctx context.Context, id string) {
 // ids that do not exist and ids the user may not see.
 func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) (catalog.Record, bool) {
 	id := r.PathValue("id")
-	notFound := func() { h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such upload, or you may not see it") }
+	notFound := func() { h.fail(w, r, pb.ErrorCode_ERROR_CODE_NOT_FOUND, "no such upload, or you may not see it") }
 	if !catalog.ValidID(id) {
 		notFound()
 		return catalog.Record{}, false
@@ -377,12 +361,12 @@ func (h *Handler) readable(w http.ResponseWriter, r *http.Request, user string) 
 		return rec, false
 	}
 	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return rec, false
 	}
 	ok, err := h.refs.MayRead(r.Context(), rec, user)
 	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return rec, false
 	}
 	if !ok || rec.State == catalog.Rejected || rec.State == catalog.Uploading {
@@ -399,7 +383,7 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request, user string) {
 	}
 	u := uploadJSON(rec)
 	if err := h.addLinks(r.Context(), rec, &u); err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
@@ -445,12 +429,12 @@ func (h *Handler) presigned(ctx context.Context, rec catalog.Record) (*url.URL, 
 // redirect to a presigned URL, or streamed.
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, rec catalog.Record) {
 	if rec.State != catalog.Ready {
-		h.fail(w, r, http.StatusConflict, CodeNotReady, "the file is being checked; try again shortly")
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_NOT_READY, "the file is being checked; try again shortly")
 		return
 	}
 	u, err := h.presigned(r.Context(), rec)
 	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	if u != nil {
@@ -473,11 +457,11 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, rec catalog.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, key, contentType string) {
 	info, err := h.blobs.Stat(r.Context(), key)
 	if errors.Is(err, blob.ErrNotFound) {
-		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such file")
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_NOT_FOUND, "no such file")
 		return
 	}
 	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	rs := &blobSeeker{ctx: r.Context(), blobs: h.blobs, key: key, size: info.Size}
@@ -564,7 +548,7 @@ func (h *Handler) thumb(w http.ResponseWriter, r *http.Request, user string) {
 
 func (h *Handler) serveThumb(w http.ResponseWriter, r *http.Request, rec catalog.Record) {
 	if !rec.Thumb || rec.State != catalog.Ready {
-		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no preview (yet)")
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_NOT_FOUND, "no preview (yet)")
 		return
 	}
 	h.stream(w, r, catalog.ThumbKey(rec.ID), "image/jpeg")

@@ -233,7 +233,7 @@ func (e *env) wantBytes(user, path string, want []byte) *http.Response {
 
 func (e *env) wantNotFound(user, path string) {
 	e.t.Helper()
-	wantError(e.t, e.do(user, "GET", path, nil, nil), http.StatusNotFound, media.CodeNotFound)
+	wantError(e.t, e.do(user, "GET", path, nil, nil), http.StatusNotFound, "NOT_FOUND")
 }
 
 func (e *env) attach(sender, msg string, urls ...string) error {
@@ -276,7 +276,7 @@ func TestAccess(t *testing.T) {
 		e.wantNotFound("carol", u.URL+"/info")
 		e.wantNotFound("bob", media.URLPrefix+catalog.NewID())
 		e.wantNotFound("bob", media.URLPrefix+"..%2f..%2fetc")
-		wantError(t, e.do("", "GET", u.URL, nil, nil), http.StatusUnauthorized, media.CodeUnauthenticated)
+		wantError(t, e.do("", "GET", u.URL, nil, nil), http.StatusUnauthorized, "UNAUTHENTICATED")
 
 		// The thumbnail arrives a moment later.
 		info := e.waitFor("bob", u, func(u media.Upload) bool { return u.ThumbURL != "" })
@@ -370,22 +370,22 @@ func TestLimits(t *testing.T) {
 		before, _ := e.cat.IDs(ctx)
 		big := mediatest.Random(maxFile + 1)
 		// Declared too large: refused before reading.
-		wantError(t, e.do("ann", "POST", "/api/v1/media", bytes.NewReader(big), nil), http.StatusRequestEntityTooLarge, media.CodeFileTooLarge)
+		wantError(t, e.do("ann", "POST", "/api/v1/media", bytes.NewReader(big), nil), http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE")
 		// Undeclared (chunked): refused while streaming.
-		wantError(t, e.do("ann", "POST", "/api/v1/media", io.MultiReader(bytes.NewReader(big)), nil), http.StatusRequestEntityTooLarge, media.CodeFileTooLarge)
+		wantError(t, e.do("ann", "POST", "/api/v1/media", io.MultiReader(bytes.NewReader(big)), nil), http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE")
 		wantError(t, e.do("ann", "POST", "/api/v1/uploads", nil, map[string]string{"Upload-Length": strconv.Itoa(maxFile + 1)}),
-			http.StatusRequestEntityTooLarge, media.CodeFileTooLarge)
+			http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE")
 		// A PATCH past the declared length.
 		up := decode[media.Upload](t, e.do("ann", "POST", "/api/v1/uploads", nil, map[string]string{"Upload-Length": "1000"}), http.StatusCreated)
 		wantError(t, e.do("ann", "PATCH", "/api/v1/uploads/"+up.ID, bytes.NewReader(mediatest.Random(1001)), map[string]string{"Upload-Offset": "0"}),
-			http.StatusRequestEntityTooLarge, media.CodeFileTooLarge)
+			http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE")
 		if resp := e.do("ann", "DELETE", "/api/v1/uploads/"+up.ID, nil, nil); resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE: %s", resp.Status)
 		}
 
 		// A pixel bomb: a small PNG declaring 100000×100000.
 		wantError(t, e.do("ann", "POST", "/api/v1/media", bytes.NewReader(mediatest.PixelBomb(t, 100_000, 100_000)), nil),
-			http.StatusUnprocessableEntity, media.CodeImageTooLarge)
+			http.StatusUnprocessableEntity, "IMAGE_TOO_LARGE")
 
 		// A one-shot upload cut halfway.
 		e.cut("ann", "POST", "/api/v1/media", "", big[:maxFile], 100<<10)
@@ -415,7 +415,7 @@ func TestLimits(t *testing.T) {
 		// Quota: unsent uploads of one user (3 MiB here) count; sent ones do not.
 		f1, f2 := mediatest.Random(maxFile), mediatest.Random(maxFile)
 		u1 := e.upload("ann", "a.bin", f1)
-		wantError(t, e.do("ann", "POST", "/api/v1/media", bytes.NewReader(f2), nil), http.StatusRequestEntityTooLarge, media.CodeQuotaExceeded)
+		wantError(t, e.do("ann", "POST", "/api/v1/media", bytes.NewReader(f2), nil), http.StatusRequestEntityTooLarge, "QUOTA_EXCEEDED")
 		e.upload("bob", "b.bin", f2) // another user's quota is their own
 		if err := e.attach("ann", "3", u1.URL); err != nil {
 			t.Fatal(err)
@@ -485,7 +485,7 @@ func TestResumable(t *testing.T) {
 		if resp.Header.Get("Upload-Offset") != strconv.FormatInt(off, 10) {
 			t.Fatalf("409 names offset %q, want %d", resp.Header.Get("Upload-Offset"), off)
 		}
-		wantError(t, resp, http.StatusConflict, media.CodeOffsetMismatch)
+		wantError(t, resp, http.StatusConflict, "OFFSET_MISMATCH")
 
 		// Resume in two more PATCHes.
 		mid := off + (int64(len(file))-off)/2
@@ -610,7 +610,7 @@ func TestGoClient(t *testing.T) {
 		bomb := mediatest.PixelBomb(t, 100_000, 100_000)
 		_, err = c.Upload(context.Background(), "b.png", bytes.NewReader(bomb), int64(len(bomb)), mediaclient.Options{})
 		var apiErr *mediaclient.Error
-		if !errors.As(err, &apiErr) || apiErr.Code != media.CodeImageTooLarge {
+		if !errors.As(err, &apiErr) || apiErr.Code != "IMAGE_TOO_LARGE" {
 			t.Fatalf("bomb upload: %v", err)
 		}
 	})
@@ -644,7 +644,7 @@ func TestScanHook(t *testing.T) {
 		if good.State != catalog.Scanning {
 			t.Fatalf("state before the verdict: %s", good.State)
 		}
-		wantError(t, e.do("ann", "GET", good.URL, nil, nil), http.StatusConflict, media.CodeNotReady)
+		wantError(t, e.do("ann", "GET", good.URL, nil, nil), http.StatusConflict, "NOT_READY")
 		close(release)
 		e.waitFor("ann", good, func(u media.Upload) bool { return u.State == catalog.Ready })
 		e.wantBytes("ann", good.URL, img)
@@ -710,5 +710,5 @@ func (e *env) checkLinks(user string, u media.Upload, want []byte) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	wantError(e.t, resp, http.StatusForbidden, media.CodeLinkExpired)
+	wantError(e.t, resp, http.StatusForbidden, "LINK_EXPIRED")
 }

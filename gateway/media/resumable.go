@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
+
 	"github.com/parley-chat/parley/internal/media/catalog"
 	blob "github.com/parley-chat/parley/pkg/media"
 )
@@ -34,11 +36,11 @@ const (
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, user string) {
 	n, err := strconv.ParseInt(r.Header.Get(hdrLength), 10, 64)
 	if err != nil || n < 0 {
-		h.fail(w, r, http.StatusBadRequest, CodeInvalidArgument, hdrLength+": the file's size in bytes is required")
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, hdrLength+": the file's size in bytes is required")
 		return
 	}
 	if n > h.cfg.MaxFileBytes {
-		h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_FILE_TOO_LARGE, fmt.Sprintf("files are limited to %d bytes", h.cfg.MaxFileBytes))
 		return
 	}
 	rec, ok := h.begin(w, r, user, n, false)
@@ -68,9 +70,9 @@ func (h *Handler) own(w http.ResponseWriter, r *http.Request, what string, mine 
 	}
 	switch {
 	case errors.Is(err, catalog.ErrNotFound) || (err == nil && !mine(rec)):
-		h.fail(w, r, http.StatusNotFound, CodeNotFound, what)
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_NOT_FOUND, what)
 	case err != nil:
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 	default:
 		return rec, true
 	}
@@ -110,7 +112,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, user string) {
 	off, err := strconv.ParseInt(r.Header.Get(hdrOffset), 10, 64)
 	if err != nil || off != rec.Offset {
 		w.Header().Set(hdrOffset, strconv.FormatInt(rec.Offset, 10))
-		h.fail(w, r, http.StatusConflict, CodeOffsetMismatch, fmt.Sprintf("%s must be the upload's offset, %d", hdrOffset, rec.Offset))
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_OFFSET_MISMATCH, fmt.Sprintf("%s must be the upload's offset, %d", hdrOffset, rec.Offset))
 		return
 	}
 	// A cut connection cancels the request's context; what arrived is
@@ -121,9 +123,9 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, user string) {
 	if err != nil {
 		_ = h.blobs.Delete(ctx, key)
 		if errors.Is(err, blob.ErrTooLarge) {
-			h.fail(w, r, http.StatusRequestEntityTooLarge, CodeFileTooLarge, fmt.Sprintf("the body passes the declared %s %d", hdrLength, rec.Size))
+			h.fail(w, r, pb.ErrorCode_ERROR_CODE_FILE_TOO_LARGE, fmt.Sprintf("the body passes the declared %s %d", hdrLength, rec.Size))
 		} else {
-			h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, "storing the part: "+err.Error())
+			h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, "storing the part: "+err.Error())
 		}
 		return
 	}
@@ -139,9 +141,9 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, user string) {
 		if err != nil {
 			_ = h.blobs.Delete(ctx, key)
 			if errors.Is(err, errMoved) {
-				h.fail(w, r, http.StatusConflict, CodeOffsetMismatch, "another request moved the upload on")
+				h.fail(w, r, pb.ErrorCode_ERROR_CODE_OFFSET_MISMATCH, "another request moved the upload on")
 			} else {
-				h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+				h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 			}
 			return
 		}
@@ -211,7 +213,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, user string) {
 		return
 	}
 	if err := h.refs.Discard(r.Context(), rec); err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		h.fail(w, r, pb.ErrorCode_ERROR_CODE_UNAVAILABLE, err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

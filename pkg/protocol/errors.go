@@ -124,6 +124,12 @@ var httpStatus = map[pb.ErrorCode]int{
 	pb.ErrorCode_ERROR_CODE_INTERNAL:              http.StatusInternalServerError,
 	pb.ErrorCode_ERROR_CODE_UNAVAILABLE:           http.StatusServiceUnavailable,
 	pb.ErrorCode_ERROR_CODE_OVERLOADED:            http.StatusServiceUnavailable,
+	pb.ErrorCode_ERROR_CODE_FILE_TOO_LARGE:        http.StatusRequestEntityTooLarge,
+	pb.ErrorCode_ERROR_CODE_QUOTA_EXCEEDED:        http.StatusRequestEntityTooLarge,
+	pb.ErrorCode_ERROR_CODE_IMAGE_TOO_LARGE:       http.StatusUnprocessableEntity,
+	pb.ErrorCode_ERROR_CODE_OFFSET_MISMATCH:       http.StatusConflict,
+	pb.ErrorCode_ERROR_CODE_NOT_READY:             http.StatusConflict,
+	pb.ErrorCode_ERROR_CODE_LINK_EXPIRED:          http.StatusForbidden,
 }
 
 // HTTPStatus is e's HTTP status: 502 for a code this build does not know,

@@ -169,6 +169,18 @@ const (
 	ErrorCode_ERROR_CODE_NOT_FOUND ErrorCode = 24
 	// The HTTP path is served, but not with this method.
 	ErrorCode_ERROR_CODE_METHOD_NOT_ALLOWED ErrorCode = 25
+	// Media: an upload larger than the per-file limit.
+	ErrorCode_ERROR_CODE_FILE_TOO_LARGE ErrorCode = 26
+	// Media: the user's unsent uploads would exceed the per-user quota.
+	ErrorCode_ERROR_CODE_QUOTA_EXCEEDED ErrorCode = 27
+	// Media: an image with more pixels than the limit (a decompression bomb).
+	ErrorCode_ERROR_CODE_IMAGE_TOO_LARGE ErrorCode = 28
+	// Media: a resumable upload's chunk does not start at the server's offset.
+	ErrorCode_ERROR_CODE_OFFSET_MISMATCH ErrorCode = 29
+	// Media: the upload is not finished, or waits for the virus scan.
+	ErrorCode_ERROR_CODE_NOT_READY ErrorCode = 30
+	// Media: a signed link is forged or expired.
+	ErrorCode_ERROR_CODE_LINK_EXPIRED ErrorCode = 31
 )
 
 // Enum value maps for ErrorCode.
@@ -200,6 +212,12 @@ var (
 		23: "ERROR_CODE_BLOCKED",
 		24: "ERROR_CODE_NOT_FOUND",
 		25: "ERROR_CODE_METHOD_NOT_ALLOWED",
+		26: "ERROR_CODE_FILE_TOO_LARGE",
+		27: "ERROR_CODE_QUOTA_EXCEEDED",
+		28: "ERROR_CODE_IMAGE_TOO_LARGE",
+		29: "ERROR_CODE_OFFSET_MISMATCH",
+		30: "ERROR_CODE_NOT_READY",
+		31: "ERROR_CODE_LINK_EXPIRED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":           0,
@@ -228,6 +246,12 @@ var (
 		"ERROR_CODE_BLOCKED":               23,
 		"ERROR_CODE_NOT_FOUND":             24,
 		"ERROR_CODE_METHOD_NOT_ALLOWED":    25,
+		"ERROR_CODE_FILE_TOO_LARGE":        26,
+		"ERROR_CODE_QUOTA_EXCEEDED":        27,
+		"ERROR_CODE_IMAGE_TOO_LARGE":       28,
+		"ERROR_CODE_OFFSET_MISMATCH":       29,
+		"ERROR_CODE_NOT_READY":             30,
+		"ERROR_CODE_LINK_EXPIRED":          31,
 	}
 )
 
@@ -2748,7 +2772,7 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\x18MESSAGE_KIND_MEMBER_LEFT\x10\x06\x12\x1f\n" +
 	"\x1bMESSAGE_KIND_MEMBER_REMOVED\x10\a\x12$\n" +
 	" MESSAGE_KIND_MEMBER_ROLE_CHANGED\x10\b\x12\x1d\n" +
-	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\x9f\x06\n" +
+	"\x19MESSAGE_KIND_ROOM_RENAMED\x10\t*\xd4\a\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_MALFORMED_FRAME\x10\x01\x12\x1c\n" +
@@ -2776,7 +2800,13 @@ const file_parley_v1_protocol_proto_rawDesc = "" +
 	"\x16ERROR_CODE_NOT_FRIENDS\x10\x16\x12\x16\n" +
 	"\x12ERROR_CODE_BLOCKED\x10\x17\x12\x18\n" +
 	"\x14ERROR_CODE_NOT_FOUND\x10\x18\x12!\n" +
-	"\x1dERROR_CODE_METHOD_NOT_ALLOWED\x10\x19B;Z9github.com/parley-chat/parley/pkg/proto/parleyv1;parleyv1b\x06proto3"
+	"\x1dERROR_CODE_METHOD_NOT_ALLOWED\x10\x19\x12\x1d\n" +
+	"\x19ERROR_CODE_FILE_TOO_LARGE\x10\x1a\x12\x1d\n" +
+	"\x19ERROR_CODE_QUOTA_EXCEEDED\x10\x1b\x12\x1e\n" +
+	"\x1aERROR_CODE_IMAGE_TOO_LARGE\x10\x1c\x12\x1e\n" +
+	"\x1aERROR_CODE_OFFSET_MISMATCH\x10\x1d\x12\x18\n" +
+	"\x14ERROR_CODE_NOT_READY\x10\x1e\x12\x1b\n" +
+	"\x17ERROR_CODE_LINK_EXPIRED\x10\x1fB;Z9github.com/parley-chat/parley/pkg/proto/parleyv1;parleyv1b\x06proto3"
 
 var (
 	file_parley_v1_protocol_proto_rawDescOnce sync.Once

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/cmd/parley/node"
-	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/bus"
 	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/logging"
@@ -138,23 +137,8 @@ func bindMedia(f *config.Flags, s *settings, _ bool) {
 // bindGateway: the WebSocket and HTTP edge.
 func bindGateway(f *config.Flags, s *settings, dev bool) {
 	f.String(&s.cfg.HTTPAddr, "http-addr", ":8080", "gateway HTTP and WebSocket listen address")
-	f.Bool(&s.cfg.Gateway.DevTokens, "dev-tokens", dev, "serve POST /api/v1/dev/tokens, which issues a token for any user (development only)")
-	f.Duration(&s.cfg.Gateway.Heartbeat, "ws-heartbeat", 25*time.Second, "WebSocket ping interval")
-	f.Duration(&s.cfg.Gateway.IdleTimeout, "ws-idle-timeout", 60*time.Second, "close connections silent for this long")
-	f.String(&s.cfg.Gateway.Transport, "ws-transport", "", "WebSocket transport: epoll (Linux: no goroutine per idle connection) or goroutine (portable) (default: "+gateway.DefaultTransport+", goroutine with --tls-cert)")
-	f.Int(&s.cfg.Gateway.Pollers, "ws-pollers", 0, "epoll loops of the epoll transport (0: one per CPU)")
 	f.Bool(&s.cfg.ReusePort, "reuseport", false, "set SO_REUSEPORT so several gateway processes share --http-addr")
-	f.Duration(&s.cfg.Gateway.DrainTime, "drain-time", 10*time.Second, "on shutdown, close client connections (1001, reconnect) spread over this long")
-	lim := &s.cfg.Gateway.Limits
-	f.Float(&lim.SendRate, "rate-send", 50, "messages a user may send per second on one gateway (negative: unlimited)")
-	f.Int(&lim.SendBurst, "rate-send-burst", 100, "burst of --rate-send")
-	f.Float(&lim.RequestRate, "rate-requests", 100, "other requests a user may make per second on one gateway (negative: unlimited)")
-	f.Int(&lim.RequestBurst, "rate-requests-burst", 200, "burst of --rate-requests")
-	sig := &s.cfg.Gateway.Signals
-	f.Int(&sig.SmallRoom, "small-room", 100, "rooms of at most this many members show members' presence and read receipts; larger ones an online count")
-	f.Duration(&sig.OnlineInterval, "online-interval", 10*time.Second, "how often gateways exchange large rooms' online counts")
-	f.Float(&sig.TypingRate, "rate-typing", 1, "typing frames a user may send per second on one gateway")
-	f.Int(&sig.TypingBurst, "rate-typing-burst", 5, "burst of --rate-typing")
+	s.cfg.Gateway.BindFlags(f, dev)
 }
 
 // bindTLS registers the flags that make a gateway serve TLS.

@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
-	"time"
+
+	gwmedia "github.com/parley-chat/parley/gateway/media"
 
 	"go.uber.org/zap"
 
@@ -90,8 +91,9 @@ func bindCommon(f *config.Flags, s *settings, dev bool) {
 	f.String(&s.storeKind, "store", "pebble", "history and state store: pebble (embedded, one process) or scylla (ScyllaDB/Cassandra cluster)")
 	s.scylla.bind(f)
 	f.Int(&s.streams.Partitions, "partitions", 0, fmt.Sprintf("processor partitions, fixed when CHAT_MSG is created (0: the stored count, %d for a new deployment); a different count is refused", bus.DefaultPartitions))
-	f.Int(&s.streams.Replicas, "replicas", 1, "JetStream replicas of CHAT_MSG and the buckets (3 in a cluster)")
-	f.Duration(&s.streams.MsgMaxAge, "msg-max-age", 7*24*time.Hour, "how long CHAT_MSG keeps messages for live catch-up (history serves older ones)")
+	streams := bus.StreamConfig{}.Defaults()
+	f.Int(&s.streams.Replicas, "replicas", streams.Replicas, "JetStream replicas of CHAT_MSG and the buckets (3 in a cluster)")
+	f.Duration(&s.streams.MsgMaxAge, "msg-max-age", streams.MsgMaxAge, "how long CHAT_MSG keeps messages for live catch-up (history serves older ones)")
 	f.Duration(&s.cfg.Presence.TTL, "presence-ttl", presence.DefaultTTL, "a killed gateway's users go offline within this (each gateway renews its heartbeat every third of it; at least 3s)")
 	f.String(&s.cfg.DebugAddr, "debug-addr", "", "this process's ops listener: /healthz, /readyz, /metrics and /debug/pprof, whatever its roles (e.g. 127.0.0.1:6060; empty: none). Keep it private")
 }
@@ -129,8 +131,8 @@ func bindMedia(f *config.Flags, s *settings, _ bool) {
 	f.Bool(&m.Store.S3.Secure, "media-s3-tls", true, "reach the S3 endpoint over https")
 	f.String(&m.Store.S3.AccessKey, "media-s3-access-key", "", "S3 access key")
 	f.String(&m.Store.S3.SecretKey, "media-s3-secret-key", "", "S3 secret key (prefer the environment variable)")
-	f.Int64(&m.MaxFileBytes, "media-max-file", 100<<20, "largest upload in bytes, refused while it streams")
-	f.Int64(&m.UserQuotaBytes, "media-user-quota", 1<<30, "bytes of uploads a user may hold before sending them")
+	f.Int64(&m.MaxFileBytes, "media-max-file", gwmedia.DefaultMaxFileBytes, "largest upload in bytes, refused while it streams")
+	f.Int64(&m.UserQuotaBytes, "media-user-quota", gwmedia.DefaultUserQuotaBytes, "bytes of uploads a user may hold before sending them")
 	f.Bool(&m.Scan, "media-scan", false, "hold each upload until a virus scanner answers on parley.media.scan")
 }
 

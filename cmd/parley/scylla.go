@@ -22,8 +22,8 @@ type scyllaFlags struct {
 
 func (s *scyllaFlags) bind(f *config.Flags) {
 	f.String(&s.hosts, "scylla-hosts", "127.0.0.1:9042", "ScyllaDB contact points, host[:port] comma-separated (the CQL port; the driver finds shard-aware ports itself)")
-	f.String(&s.keyspace, "scylla-keyspace", "parley", "keyspace")
-	f.String(&s.consistency, "scylla-consistency", "LOCAL_QUORUM", "consistency of reads and writes")
+	f.String(&s.keyspace, "scylla-keyspace", scyllastore.DefaultKeyspace, "keyspace")
+	f.String(&s.consistency, "scylla-consistency", scyllastore.DefaultConsistency, "consistency of reads and writes")
 	f.String(&s.localDC, "scylla-local-dc", "", "datacenter to route to (also makes migrate use NetworkTopologyStrategy)")
 	f.String(&s.username, "scylla-username", "", "username (PasswordAuthenticator)")
 	f.String(&s.password, "scylla-password", "", "password")
@@ -32,8 +32,8 @@ func (s *scyllaFlags) bind(f *config.Flags) {
 	f.String(&s.certFile, "scylla-cert-file", "", "client certificate (PEM); implies TLS")
 	f.String(&s.keyFile, "scylla-key-file", "", "client key (PEM)")
 	f.Bool(&s.insecure, "scylla-insecure-skip-verify", false, "do not verify node certificates (tests only)")
-	f.Int(&s.replication, "scylla-replication", 3, "replication factor when migrate creates the keyspace")
-	f.Duration(&s.timeout, "scylla-timeout", 11*time.Second, "timeout of one request")
+	f.Int(&s.replication, "scylla-replication", scyllastore.DefaultReplicationFactor, "replication factor when migrate creates the keyspace")
+	f.Duration(&s.timeout, "scylla-timeout", scyllastore.DefaultTimeout, "timeout of one request")
 	f.Bool(&s.migrate, "scylla-migrate", false, "apply pending schema migrations at start (else run \"parley migrate\" first)")
 }
 

@@ -72,12 +72,18 @@ type Config struct {
 	LinkKey []byte
 }
 
+// Defaults of the upload limits.
+const (
+	DefaultMaxFileBytes   = 100 << 20
+	DefaultUserQuotaBytes = 1 << 30
+)
+
 func (c *Config) defaults() {
 	if c.MaxFileBytes <= 0 {
-		c.MaxFileBytes = 100 << 20
+		c.MaxFileBytes = DefaultMaxFileBytes
 	}
 	if c.UserQuotaBytes <= 0 {
-		c.UserQuotaBytes = 1 << 30
+		c.UserQuotaBytes = DefaultUserQuotaBytes
 	}
 	if c.MaxPixels <= 0 {
 		c.MaxPixels = 50_000_000

@@ -47,11 +47,14 @@ type Config struct {
 	ReplicationFactor int
 }
 
+// Defaults of the zero fields (the flags of `parley` use them too).
 const (
-	defaultKeyspace          = "parley"
-	defaultConsistency       = "LOCAL_QUORUM"
+	DefaultKeyspace          = "parley"
+	DefaultConsistency       = "LOCAL_QUORUM"
 	defaultProtoVersion      = 4
-	defaultReplicationFactor = 3
+	DefaultReplicationFactor = 3
+	// DefaultTimeout is the driver's own timeout of one request.
+	DefaultTimeout = 11 * time.Second
 )
 
 // keyspaceName is what Migrate may interpolate into CREATE KEYSPACE.
@@ -64,13 +67,13 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("scyllastore: no hosts")
 	}
 	if cfg.Keyspace == "" {
-		cfg.Keyspace = defaultKeyspace
+		cfg.Keyspace = DefaultKeyspace
 	}
 	if !keyspaceName.MatchString(cfg.Keyspace) {
 		return cfg, fmt.Errorf("scyllastore: invalid keyspace name %q", cfg.Keyspace)
 	}
 	if cfg.Consistency == "" {
-		cfg.Consistency = defaultConsistency
+		cfg.Consistency = DefaultConsistency
 	}
 	if _, err := gocql.ParseConsistencyWrapper(cfg.Consistency); err != nil {
 		return cfg, fmt.Errorf("scyllastore: consistency %q: %w", cfg.Consistency, err)
@@ -79,7 +82,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.ProtoVersion = defaultProtoVersion
 	}
 	if cfg.ReplicationFactor == 0 {
-		cfg.ReplicationFactor = defaultReplicationFactor
+		cfg.ReplicationFactor = DefaultReplicationFactor
 	}
 	if cfg.ReplicationFactor < 0 {
 		return cfg, fmt.Errorf("scyllastore: negative replication factor %d", cfg.ReplicationFactor)

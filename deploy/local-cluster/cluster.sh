@@ -70,6 +70,8 @@ die() { log "$*"; exit 1; }
 # DIR/logs/NAME.log   its stdout and stderr, appended to across restarts
 # DIR/names           every NAME in start order
 # DIR/token.key       the token signing key every role gets as PARLEY_TOKEN_KEY
+# DIR/nats-passwords  each role's NATS password (PARLEY_NATS_PASSWORD_<ROLE>=…):
+#                     the roles connect as their own NATS users (parley nats-users)
 # DIR/cluster.env     addresses and pids, for `source`
 
 # set_dir DIR: the state directory, absolute, since it is what marks our
@@ -142,7 +144,13 @@ launch() {
     cd "$DIR"
     ulimit -n "$(ulimit -Hn)" # a gateway holds one socket per connection
     case "$(kind "$name")" in
-      gateway|processor|archiver) PARLEY_TOKEN_KEY="$(<"$DIR/token.key")"; export PARLEY_TOKEN_KEY ;;
+      gateway|processor|archiver)
+        PARLEY_TOKEN_KEY="$(<"$DIR/token.key")"; export PARLEY_TOKEN_KEY
+        # Each role as its own NATS user, with only its permissions.
+        local role pw
+        role="$(kind "$name")"
+        pw="$(grep "^PARLEY_NATS_PASSWORD_${role^^}=" "$DIR/nats-passwords" | cut -d= -f2-)"
+        export PARLEY_NATS_USER="parley-$role" PARLEY_NATS_PASSWORD="$pw" ;;
     esac
     # shellcheck disable=SC2016 # $$ and $0 belong to the inner bash
     exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDS/$name.pid" "${CMD[@]}"
@@ -263,6 +271,10 @@ http: 127.0.0.1:$((base + 2000 + i))
 jetstream {
   store_dir: "$DIR/nats-$i"
 }
+# Parley's roles each as its own user (parley nats-users); connections
+# without credentials (the nats CLI, the bench) get the unrestricted admin.
+include users.conf
+no_auth_user: admin
 EOF
   # One server alone runs JetStream standalone: a cluster block without
   # routes would wait for peers that never come.
@@ -493,7 +505,14 @@ cmd_start() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
-  # 1. NATS.
+  # 1. NATS, with a user per role.
+  if [[ ! -s "$DIR/nats-passwords" ]]; then
+    (umask 077 && for r in GATEWAY PROCESSOR ARCHIVER ADMIN; do
+      printf 'PARLEY_NATS_PASSWORD_%s=%s\n' "$r" "$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+    done >"$DIR/nats-passwords")
+  fi
+  (set -a && . "$DIR/nats-passwords" && "$PARLEY_BIN" nats-users) >"$DIR/conf/users.conf" ||
+    fail nats "parley nats-users failed"
   local name urls=""
   for ((i = 0; i < NATS_N; i++)); do
     name="nats-$i"

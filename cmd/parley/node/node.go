@@ -24,7 +24,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 
 	"github.com/parley-chat/parley/archiver"
@@ -128,7 +127,6 @@ type Node struct {
 	gw        *gateway.Gateway
 	ln        net.Listener
 	debugLn   net.Listener
-	history   micro.Service
 	cancel    context.CancelFunc
 	// draining is set when Close starts: /readyz answers 503 from then on.
 	draining atomic.Bool

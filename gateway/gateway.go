@@ -349,11 +349,14 @@ var (
 	descDeliveries  = ops.Desc("gateway_deliveries_total", "Message events queued to connections.")
 	descPending     = ops.Desc("gateway_sends_pending", "Sends waiting for a processor's answer.")
 	descPerConn     = ops.Desc("gateway_bytes_per_connection", "Go heap and stacks in use divided by open connections (the process's fixed share included); only while connections are open.")
+	descClosed      = ops.Desc("gateway_connections_closed_total", "WebSocket connections closed, by the close code that ended each (sent or received first; other: any other code).", "code")
+	descSlow        = ops.Desc("gateway_slow_consumer_closes_total", "Connections closed (1008) for not reading fast enough: a full send queue or a stalled write.")
+	descPresence    = ops.Desc("gateway_presence_transitions_total", "Users whose first connection to this gateway opened (to=online) or whose last one closed (to=offline).", "to")
 )
 
 // Describe implements prometheus.Collector.
 func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn} {
+	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn, descClosed, descSlow, descPresence} {
 		ch <- d
 	}
 	g.sessions.Describe(ch)
@@ -373,6 +376,11 @@ func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
 		runtime.ReadMemStats(&ms)
 		ops.Level(ch, descPerConn, float64(ms.HeapInuse+ms.StackInuse)/float64(conns))
 	}
+	g.upgrader.Closes.Each(func(code string, n uint64) { ops.Count(ch, descClosed, n, code) })
+	ops.Count(ch, descSlow, g.upgrader.Closes.SlowConsumers())
+	online, offline := g.users.Transitions()
+	ops.Count(ch, descPresence, online, "online")
+	ops.Count(ch, descPresence, offline, "offline")
 	g.sessions.Collect(ch)
 	g.hubs.DeliveryLatency().Collect(ch)
 }

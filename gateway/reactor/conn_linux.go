@@ -219,6 +219,9 @@ func (r *Server) closeLocked(s *slot, fd int, code ws.StatusCode, reason string)
 		return
 	}
 	s.state = closing
+	if r.cfg.OnClose != nil {
+		r.cfg.OnClose(code, reason)
+	}
 	// Closing the socket at once could reset it with the close frame
 	// unread; the client gets WriteTimeout to read it and answer.
 	s.closeBy = r.now() + r.writeTicks

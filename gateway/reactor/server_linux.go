@@ -50,6 +50,10 @@ type Config struct {
 	Handshakes       int           // handshakes in progress at once (256)
 	ReadBufferSize   int           // each poller's read buffer (64 KiB)
 	Log              *zap.Logger
+	// OnClose, when set, is told the close code of each connection as
+	// its closing starts (the first decided, by either side). It runs
+	// under the connection's lock: it must be quick and never block.
+	OnClose func(code ws.StatusCode, reason string)
 }
 
 func (c Config) withDefaults() Config {

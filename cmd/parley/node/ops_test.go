@@ -110,3 +110,43 @@ func hasSeries(exposition, name string) bool {
 	}
 	return false
 }
+
+// The gateway's series count what happens: a client that connects,
+// authenticates and leaves is one connection opened, one auth request,
+// one close with 1000, and one user online then offline.
+func TestGatewayMetricsCount(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.DebugAddr = "127.0.0.1:0"
+	n := startNode(t, cfg)
+	waitStatus(t, n.OpsAddr(), "/readyz", http.StatusOK)
+	c := dial(t, n, "alice", "")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`parley_gateway_connections_opened_total 1`,
+		`parley_gateway_requests_total{kind="auth"} 1`,
+		`parley_gateway_connections_closed_total{code="1000"} 1`,
+		`parley_gateway_presence_transitions_total{to="online"} 1`,
+		`parley_gateway_presence_transitions_total{to="offline"} 1`,
+		`parley_gateway_slow_consumer_closes_total 0`,
+	}
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, metrics = get(t, n.OpsAddr(), "/metrics")
+		missing := 0
+		for _, w := range want {
+			if !strings.Contains(metrics, "\n"+w+"\n") {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(metrics, "\n"+w+"\n") {
+			t.Errorf("/metrics lacks %s", w)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,9 +65,12 @@ type Users struct {
 	pub     push.Publisher
 	log     *zap.Logger
 	tracker *presence.Tracker
-	subs    []*nats.Subscription
-	stop    context.CancelFunc
-	done    sync.WaitGroup
+	// online and offline count the users whose first connection here
+	// opened and whose last one closed: presence transitions.
+	cameOnline, wentOffline atomic.Uint64
+	subs                    []*nats.Subscription
+	stop                    context.CancelFunc
+	done                    sync.WaitGroup
 
 	mu       sync.Mutex
 	m        map[string]*User
@@ -170,6 +174,7 @@ func (u *Users) Join(s push.Receiver, lu *User) {
 	first := len(lu.sessions) == 1
 	if first {
 		u.tracker.Set(lu.id, true) // under mu, so in order with Leave's
+		u.cameOnline.Add(1)
 	}
 	epoch := lu.epoch
 	u.mu.Unlock()
@@ -185,6 +190,7 @@ func (u *Users) Leave(s push.Receiver, lu *User) {
 		if lu.sessions = without(lu.sessions, s); n == 1 && len(lu.sessions) == 0 {
 			u.unfollow(lu)
 			u.tracker.Set(lu.id, false)
+			u.wentOffline.Add(1)
 		}
 	}
 	u.releaseLocked(lu)
@@ -445,4 +451,10 @@ func (u *Users) onPresence(m *nats.Msg) {
 			tell(lu)
 		}
 	}
+}
+
+// Transitions counts the users that came online here (their first
+// connection opened) and went offline (their last one closed).
+func (u *Users) Transitions() (online, offline uint64) {
+	return u.cameOnline.Load(), u.wentOffline.Load()
 }

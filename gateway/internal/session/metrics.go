@@ -33,10 +33,10 @@ const maxCode = 64
 
 // metrics counts what the sessions did; atomics, read at each scrape.
 type metrics struct {
-	opened, closed atomic.Uint64
-	requests       [len(requestKinds)]atomic.Uint64
-	errors         [maxCode]atomic.Uint64
-	sendSeconds    prometheus.Histogram
+	opened      atomic.Uint64
+	requests    [len(requestKinds)]atomic.Uint64
+	errors      [maxCode]atomic.Uint64
+	sendSeconds prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -48,14 +48,13 @@ func (m *metrics) failed(code pb.ErrorCode) { m.errors[min(int(code), maxCode-1)
 
 var (
 	descOpened   = ops.Desc("gateway_connections_opened_total", "WebSocket connections accepted.")
-	descClosed   = ops.Desc("gateway_connections_closed_total", "WebSocket connections ended, for any reason.")
 	descRequests = ops.Desc("gateway_requests_total", "Client frames received, by kind (malformed: not decodable).", "kind")
 	descErrors   = ops.Desc("gateway_errors_total", "Error frames sent to clients, by code (the protocol's code name).", "code")
 )
 
 // Describe implements prometheus.Collector.
 func (ss *Sessions) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOpened, descClosed, descRequests, descErrors} {
+	for _, d := range []*prometheus.Desc{descOpened, descRequests, descErrors} {
 		ch <- d
 	}
 	ss.metrics.sendSeconds.Describe(ch)
@@ -65,7 +64,6 @@ func (ss *Sessions) Describe(ch chan<- *prometheus.Desc) {
 func (ss *Sessions) Collect(ch chan<- prometheus.Metric) {
 	m := ss.metrics
 	ops.Count(ch, descOpened, m.opened.Load())
-	ops.Count(ch, descClosed, m.closed.Load())
 	for i, kind := range requestKinds {
 		ops.Count(ch, descRequests, m.requests[i].Load(), kind)
 	}

@@ -521,7 +521,6 @@ func (s *Session) sync(ctx context.Context, id uint64, user string, q *pb.Sync) 
 
 // Closed releases everything the session holds.
 func (s *Session) Closed() {
-	s.ss.metrics.closed.Add(1)
 	s.mu.Lock()
 	s.closed = true
 	subs, local, timer := s.subs, s.local, s.authTimer

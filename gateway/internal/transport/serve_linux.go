@@ -40,6 +40,7 @@ func newEpollServer(up *Upgrader, handler http.Handler) (server, error) {
 		WriteTimeout:   cfg.WriteTimeout,
 		Pollers:        cfg.Pollers,
 		Log:            up.log.Named("reactor"),
+		OnClose:        up.Closes.closed,
 	})
 }
 

@@ -38,6 +38,8 @@ type Upgrader struct {
 	cfg  Config
 	open Open
 	log  *zap.Logger
+	// Closes counts the connections of both transports as they close.
+	Closes Closes
 }
 
 // NewUpgrader hands each upgraded connection to open.
@@ -70,6 +72,7 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		readDone: make(chan struct{}),
 		cfg:      &u.cfg,
 		log:      u.log,
+		closes:   &u.Closes,
 	}
 	h := u.open(c, codec)
 	go c.writeLoop()
@@ -96,6 +99,7 @@ type wsConn struct {
 	readDone chan struct{}
 	code     ws.StatusCode
 	reason   string
+	closes   *Closes // nil in tests of the connection alone
 }
 
 func (c *wsConn) RemoteAddr() string { return c.conn.RemoteAddr().String() }
@@ -124,6 +128,9 @@ func (c *wsConn) enqueue(f outFrame) {
 func (c *wsConn) Close(code int, reason string) {
 	c.once.Do(func() {
 		c.code, c.reason = ws.StatusCode(code), reason
+		if c.closes != nil {
+			c.closes.closed(c.code, reason)
+		}
 		close(c.closing)
 	})
 }

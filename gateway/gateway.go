@@ -127,7 +127,8 @@ func (c Config) withDefaults() Config {
 
 // Gateway serves clients.
 type Gateway struct {
-	cfg Config
+	cfg         Config
+	httpSeconds prometheus.Histogram
 	// metrics serves /metrics on the gateway's listener, made once.
 	metrics     http.Handler
 	metricsOnce sync.Once
@@ -162,7 +163,8 @@ type Store interface {
 func New(nc *nats.Conn, js jetstream.JetStream, rooms Store, signer *auth.Signer, log *zap.Logger, cfg Config) *Gateway {
 	cfg = cfg.withDefaults()
 	log = log.With(zap.String("gateway", cfg.ID))
-	g := &Gateway{cfg: cfg, nc: nc, js: js, rooms: rooms, log: log, verifier: &verifier{signer: signer}}
+	g := &Gateway{cfg: cfg, nc: nc, js: js, rooms: rooms, log: log, verifier: &verifier{signer: signer},
+		httpSeconds: ops.Latency("gateway_http_request_seconds", "Time to answer an HTTP request of the API, health or web client (WebSocket upgrades apart).")}
 	roomLog := roomlog.Reader{NC: nc}
 	g.outbox = outbox.New(nc, cfg.Sends)
 	g.hubs = fanout.New(nc, roomLog, rooms, log, fanout.Config{
@@ -213,6 +215,7 @@ func (g *Gateway) Start() error {
 // the web client (every other GET, with its Content-Security-Policy).
 func (g *Gateway) Handler() http.Handler {
 	mux := httpapi.NewRouter(g.api.Fail)
+	mux.Latency = g.httpSeconds
 	mux.Handle("GET /ws", g.upgrader)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
@@ -361,6 +364,7 @@ func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
 	}
 	g.sessions.Describe(ch)
 	g.hubs.DeliveryLatency().Describe(ch)
+	g.httpSeconds.Describe(ch)
 }
 
 // Collect implements prometheus.Collector: the gateway's figures, its
@@ -383,6 +387,7 @@ func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
 	ops.Count(ch, descPresence, offline, "offline")
 	g.sessions.Collect(ch)
 	g.hubs.DeliveryLatency().Collect(ch)
+	g.httpSeconds.Collect(ch)
 }
 
 // serveMetrics serves the process's and the gateway's metrics.

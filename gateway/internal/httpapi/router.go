@@ -3,9 +3,11 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 	"github.com/parley-chat/parley/pkg/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Router routes the gateway's requests and remembers every pattern it is
@@ -20,6 +22,10 @@ type Router struct {
 	api, site *http.ServeMux
 	patterns  []string
 	fail      func(w http.ResponseWriter, r *http.Request, e *protocol.Error)
+	// Latency, when set, observes each routed request's duration in
+	// seconds, but WebSocket upgrades' (which last as long as the
+	// connection on the goroutine transport).
+	Latency prometheus.Observer
 }
 
 const apiPrefix = "/api/"
@@ -63,8 +69,15 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.unrouted(w, r, h)
 		return
 	}
+	if rt.Latency != nil && pattern != webSocketPattern {
+		start := time.Now()
+		defer func() { rt.Latency.Observe(time.Since(start).Seconds()) }()
+	}
 	mux.ServeHTTP(w, r)
 }
+
+// webSocketPattern is the route of WebSocket upgrades.
+const webSocketPattern = "GET /ws"
 
 // unrouted answers a request that no route takes with the status and Allow
 // header of ServeMux's answer h, and the API's JSON error body.

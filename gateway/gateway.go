@@ -355,11 +355,12 @@ var (
 	descClosed      = ops.Desc("gateway_connections_closed_total", "WebSocket connections closed, by the close code that ended each (sent or received first; other: any other code).", "code")
 	descSlow        = ops.Desc("gateway_slow_consumer_closes_total", "Connections closed (1008) for not reading fast enough: a full send queue or a stalled write.")
 	descPresence    = ops.Desc("gateway_presence_transitions_total", "Users whose first connection to this gateway opened (to=online) or whose last one closed (to=offline).", "to")
+	descBytes       = ops.Desc("gateway_websocket_bytes_total", "Bytes read from (direction=in) and written to (direction=out) WebSocket connections, frame headers included.", "direction")
 )
 
 // Describe implements prometheus.Collector.
 func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn, descClosed, descSlow, descPresence} {
+	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn, descClosed, descSlow, descPresence, descBytes} {
 		ch <- d
 	}
 	g.sessions.Describe(ch)
@@ -382,6 +383,8 @@ func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
 	}
 	g.upgrader.Closes.Each(func(code string, n uint64) { ops.Count(ch, descClosed, n, code) })
 	ops.Count(ch, descSlow, g.upgrader.Closes.SlowConsumers())
+	ops.Count(ch, descBytes, g.upgrader.Traffic.In.Load(), "in")
+	ops.Count(ch, descBytes, g.upgrader.Traffic.Out.Load(), "out")
 	online, offline := g.users.Transitions()
 	ops.Count(ch, descPresence, online, "online")
 	ops.Count(ch, descPresence, offline, "offline")

@@ -282,6 +282,7 @@ func (r *Server) writeLocked(s *slot, fd int, op ws.OpCode, p []byte) {
 		return
 	}
 	n, err := writev(fd, [][]byte{f.hdr[:f.hlen], p})
+	r.wrote(n)
 	switch {
 	case err == nil && n == int(f.hlen)+len(p):
 		return
@@ -316,6 +317,7 @@ func (r *Server) flushLocked(s *slot, fd int) {
 			}
 		}
 		n, err := writev(fd, v)
+		r.wrote(n)
 		if err == unix.EAGAIN || err == unix.EINTR {
 			break
 		}
@@ -341,6 +343,13 @@ func (r *Server) flushLocked(s *slot, fd int) {
 
 // maxIov is the most buffers one writev takes here.
 const maxIov = 64
+
+// wrote counts n bytes written, if the server counts traffic.
+func (r *Server) wrote(n int) {
+	if t := r.cfg.Traffic; t != nil && n > 0 {
+		t.Out.Add(uint64(n))
+	}
+}
 
 // writev writes up to maxIov buffers with one writev(2). Unlike
 // unix.Writev it keeps the iovecs on the stack, so a send does not

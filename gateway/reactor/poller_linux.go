@@ -128,6 +128,9 @@ func (p *poller) read(fd int, gen uint32, s *slot) {
 		p.finalize(fd, gen, s) // EOF or reset
 		return
 	}
+	if t := p.r.cfg.Traffic; t != nil {
+		t.In.Add(uint64(n))
+	}
 	s.mu.Lock()
 	s.lastRead = p.now
 	if s.discard {

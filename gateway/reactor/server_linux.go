@@ -54,6 +54,8 @@ type Config struct {
 	// its closing starts (the first decided, by either side). It runs
 	// under the connection's lock: it must be quick and never block.
 	OnClose func(code ws.StatusCode, reason string)
+	// Traffic, when set, counts the bytes read and written.
+	Traffic *Traffic
 }
 
 func (c Config) withDefaults() Config {

@@ -3,6 +3,7 @@ package node_test
 import (
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func hasSeries(exposition, name string) bool {
 
 // The gateway's series count what happens: a client that connects,
 // authenticates and leaves is one connection opened, one auth request,
-// one close with 1000, and one user online then offline.
+// one close with 1000, one user online then offline, and bytes both ways.
 func TestGatewayMetricsCount(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.DebugAddr = "127.0.0.1:0"
@@ -140,13 +141,14 @@ func TestGatewayMetricsCount(t *testing.T) {
 				missing++
 			}
 		}
+		for _, dir := range []string{"in", "out"} {
+			if !regexp.MustCompile(`\nparley_gateway_websocket_bytes_total\{direction="` + dir + `"\} [1-9]`).MatchString(metrics) {
+				missing++
+			}
+		}
 		if missing == 0 {
 			return
 		}
 	}
-	for _, w := range want {
-		if !strings.Contains(metrics, "\n"+w+"\n") {
-			t.Errorf("/metrics lacks %s", w)
-		}
-	}
+	t.Errorf("/metrics lacks one of %q, or WebSocket bytes in and out:\n%s", want, metrics)
 }

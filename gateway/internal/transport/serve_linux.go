@@ -41,6 +41,7 @@ func newEpollServer(up *Upgrader, handler http.Handler) (server, error) {
 		Pollers:        cfg.Pollers,
 		Log:            up.log.Named("reactor"),
 		OnClose:        up.Closes.closed,
+		Traffic:        &up.Traffic,
 	})
 }
 

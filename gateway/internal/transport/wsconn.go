@@ -38,8 +38,10 @@ type Upgrader struct {
 	cfg  Config
 	open Open
 	log  *zap.Logger
-	// Closes counts the connections of both transports as they close.
-	Closes Closes
+	// Closes counts the connections of both transports as they close;
+	// Traffic their bytes.
+	Closes  Closes
+	Traffic reactor.Traffic
 }
 
 // NewUpgrader hands each upgraded connection to open.
@@ -73,6 +75,7 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cfg:      &u.cfg,
 		log:      u.log,
 		closes:   &u.Closes,
+		traffic:  &u.Traffic,
 	}
 	h := u.open(c, codec)
 	go c.writeLoop()
@@ -99,7 +102,8 @@ type wsConn struct {
 	readDone chan struct{}
 	code     ws.StatusCode
 	reason   string
-	closes   *Closes // nil in tests of the connection alone
+	closes   *Closes          // nil in tests of the connection alone
+	traffic  *reactor.Traffic // likewise
 }
 
 func (c *wsConn) RemoteAddr() string { return c.conn.RemoteAddr().String() }
@@ -141,7 +145,7 @@ func (c *wsConn) readLoop(h FrameHandler) {
 	defer h.Closed()
 	defer c.drainInput()
 	rd := &wsutil.Reader{
-		Source:         bufio.NewReaderSize(c.conn, 4096),
+		Source:         bufio.NewReaderSize(countingReader{c.conn, c.traffic}, 4096),
 		State:          ws.StateServerSide,
 		CheckUTF8:      true,
 		MaxFrameSize:   c.cfg.MaxFrameSize,
@@ -232,7 +236,7 @@ func (c *wsConn) writeLoop() {
 	ping := time.NewTicker(c.cfg.Heartbeat)
 	defer ping.Stop()
 	defer c.conn.Close()
-	var out batch
+	out := batch{traffic: c.traffic}
 	for {
 		select {
 		case f := <-c.out:
@@ -297,6 +301,8 @@ type batch struct {
 	// left is, during a write, what is not written yet (a field, so that
 	// writes allocate nothing).
 	left net.Buffers
+	// traffic counts the bytes written, when set.
+	traffic *reactor.Traffic
 }
 
 func (b *batch) add(f outFrame) {
@@ -328,6 +334,9 @@ func (b *batch) write(conn net.Conn, timeout time.Duration) error {
 		b.left = net.Buffers{*joined}
 	}
 	n, err := b.left.WriteTo(conn)
+	if b.traffic != nil && n > 0 {
+		b.traffic.Out.Add(uint64(n))
+	}
 	var cut []byte
 	if err != nil {
 		cut = firstBytes(b.left, b.cutRest(int(n)))
@@ -388,4 +397,18 @@ func firstBytes(v net.Buffers, n int) []byte {
 		out = append(out, buf[:min(len(buf), n-len(out))]...)
 	}
 	return out
+}
+
+// countingReader counts what it reads into traffic.In (when set).
+type countingReader struct {
+	r       io.Reader
+	traffic *reactor.Traffic
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.traffic != nil && n > 0 {
+		c.traffic.In.Add(uint64(n))
+	}
+	return n, err
 }

@@ -74,6 +74,21 @@ func ignoreIf(wait bool, err error) error {
 	return err
 }
 
+// ensureMedia creates the media store (where it lives in NATS), the
+// catalog and the previews queue, as the processor and the archiver do
+// with the streams: gateways may not create them and wait for them. An
+// archiver, which takes no media flags, makes the JetStream object store
+// even in a deployment keeping uploads on S3; it then stays empty.
+func (n *Node) ensureMedia(ctx context.Context, c conn) error {
+	if _, err := n.openMedia(ctx, c, true); err != nil {
+		return err
+	}
+	if err := derive.EnsureQueue(ctx, c.js, n.cfg.Streams.Replicas); err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	return nil
+}
+
 // startMediaWork runs the processor role's media part: the previews
 // worker (thumbnails, durations, poster frames, the scan hook) and the
 // collector of uploads never sent; it returns what the processor records
@@ -82,9 +97,6 @@ func (n *Node) startMediaWork(ctx, runCtx context.Context, c conn) (*refs.Refs, 
 	p, err := n.openMedia(ctx, c, true)
 	if err != nil {
 		return nil, err
-	}
-	if err := derive.EnsureQueue(ctx, c.js, n.cfg.Streams.Replicas); err != nil {
-		return nil, fmt.Errorf("media: %w", err)
 	}
 	ff, err := inspect.FindFFmpeg()
 	if err != nil {

@@ -214,6 +214,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Node, err error
 		if err := presence.Ensure(ctx, admin.js, presenceCfg); err != nil {
 			return nil, err
 		}
+		if err := n.ensureMedia(ctx, admin); err != nil {
+			return nil, err
+		}
 	} else {
 		if n.partitions, err = bus.AwaitStreams(ctx, gw.js, cfg.Streams, log); err != nil {
 			return nil, err

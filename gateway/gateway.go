@@ -355,12 +355,13 @@ var (
 	descClosed      = ops.Desc("gateway_connections_closed_total", "WebSocket connections closed, by the close code that ended each (sent or received first; other: any other code).", "code")
 	descSlow        = ops.Desc("gateway_slow_consumer_closes_total", "Connections closed (1008) for not reading fast enough: a full send queue or a stalled write.")
 	descPresence    = ops.Desc("gateway_presence_transitions_total", "Users whose first connection to this gateway opened (to=online) or whose last one closed (to=offline).", "to")
+	descResends     = ops.Desc("gateway_send_resends_total", "Sends sent to the processors again, unanswered within the attempt timeout or answered by no processor (a partition changing hands): this path's redeliveries.")
 	descBytes       = ops.Desc("gateway_websocket_bytes_total", "Bytes read from (direction=in) and written to (direction=out) WebSocket connections, frame headers included.", "direction")
 )
 
 // Describe implements prometheus.Collector.
 func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn, descClosed, descSlow, descPresence, descBytes} {
+	for _, d := range []*prometheus.Desc{descConnections, descRooms, descDeliveries, descPending, descPerConn, descClosed, descSlow, descPresence, descBytes, descResends} {
 		ch <- d
 	}
 	g.sessions.Describe(ch)
@@ -376,6 +377,7 @@ func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
 	ops.Level(ch, descRooms, float64(g.hubs.Count()))
 	ops.Count(ch, descDeliveries, uint64(g.hubs.Deliveries()))
 	ops.Level(ch, descPending, float64(g.outbox.Pending()))
+	ops.Count(ch, descResends, g.outbox.Resends())
 	if conns > 0 {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

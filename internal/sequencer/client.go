@@ -18,6 +18,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,6 +83,9 @@ type Client struct {
 	calls  map[uint64]*call
 	next   uint64
 	closed bool
+	// resends counts requests sent again: unanswered within the attempt
+	// timeout, or answered by no processor.
+	resends atomic.Uint64
 }
 
 // call is one send awaiting its answer. Its fields are guarded by the
@@ -146,9 +150,14 @@ func (c *Client) Send(in *pb.InboundMessage, done func(*pb.SendResult)) {
 		backoff:  minBackoff,
 	}
 	c.calls[token] = cl
+	c.resends.Add(1)
 	c.attemptLocked(token, cl)
 	c.mu.Unlock()
 }
+
+// Resends counts the requests sent again, unanswered or answered by no
+// processor: the redeliveries of this send path.
+func (c *Client) Resends() uint64 { return c.resends.Load() }
 
 // Do sends in and waits for its answer or the end of ctx.
 func (c *Client) Do(ctx context.Context, in *pb.InboundMessage) (*pb.SendResult, error) {

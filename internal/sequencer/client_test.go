@@ -72,6 +72,9 @@ func TestRetriesUntilAProcessorHoldsThePartition(t *testing.T) {
 	if r := send(t, c, "r1"); r.Error != nil || r.Seq != 1 {
 		t.Fatalf("send: %v", r)
 	}
+	if c.Resends() == 0 {
+		t.Error("no resend counted")
+	}
 }
 
 // An answer that never comes (a processor died holding the request) is
@@ -82,6 +85,9 @@ func TestResendsAfterALostAnswer(t *testing.T) {
 	got := answerAll(t, nc, 1)
 	if r := send(t, c, "r1"); r.Error != nil || r.Seq != 2 || got.Load() != 2 {
 		t.Fatalf("send: %v after %d attempts", r, got.Load())
+	}
+	if n := c.Resends(); n != 1 {
+		t.Errorf("Resends() = %d, want 1", n)
 	}
 }
 

@@ -53,6 +53,14 @@ func (o *Outbox) Pending() int {
 	return o.c.Pending()
 }
 
+// Resends counts the sends sent to the processors again.
+func (o *Outbox) Resends() uint64 {
+	if o.c == nil {
+		return 0
+	}
+	return o.c.Resends()
+}
+
 // FromClient is the InboundMessage of a client's Send request by user.
 func FromClient(user string, m *pb.SendMessage) *pb.InboundMessage {
 	return &pb.InboundMessage{

@@ -131,6 +131,7 @@ func TestGatewayMetricsCount(t *testing.T) {
 		`parley_gateway_presence_transitions_total{to="online"} 1`,
 		`parley_gateway_presence_transitions_total{to="offline"} 1`,
 		`parley_gateway_slow_consumer_closes_total 0`,
+		`parley_gateway_frames_sent_total{kind="answer"} 1`, // the authentication's
 	}
 	var metrics string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-chat/parley/gateway/internal/push"
 	"github.com/parley-chat/parley/internal/ops"
 	pb "github.com/parley-chat/parley/pkg/proto/parleyv1"
 )
@@ -27,6 +28,26 @@ const (
 	kindMalformed
 )
 
+// outKinds name the server frames counted by kind: room messages, signals
+// (typing, presence, receipts, unread, online counts, subscription
+// answers) and answers to requests (acks, errors, pages, pongs).
+var outKinds = [...]string{"message", "signal", "answer"}
+
+const (
+	outMessage = iota
+	outSignal
+	outAnswer
+)
+
+// pushed counts a pushed frame by kind.
+func (m *metrics) pushed(f push.Frame) {
+	if _, ok := f.(*push.Event); ok {
+		m.framesOut[outMessage].Add(1)
+	} else {
+		m.framesOut[outSignal].Add(1)
+	}
+}
+
 // maxCode bounds the error codes counted one by one; higher ones count
 // as the last.
 const maxCode = 64
@@ -35,6 +56,7 @@ const maxCode = 64
 type metrics struct {
 	opened      atomic.Uint64
 	requests    [len(requestKinds)]atomic.Uint64
+	framesOut   [len(outKinds)]atomic.Uint64
 	errors      [maxCode]atomic.Uint64
 	sendSeconds prometheus.Histogram
 }
@@ -47,14 +69,15 @@ func newMetrics() *metrics {
 func (m *metrics) failed(code pb.ErrorCode) { m.errors[min(int(code), maxCode-1)].Add(1) }
 
 var (
-	descOpened   = ops.Desc("gateway_connections_opened_total", "WebSocket connections accepted.")
-	descRequests = ops.Desc("gateway_requests_total", "Client frames received, by kind (malformed: not decodable).", "kind")
-	descErrors   = ops.Desc("gateway_errors_total", "Error frames sent to clients, by code (the protocol's code name).", "code")
+	descOpened    = ops.Desc("gateway_connections_opened_total", "WebSocket connections accepted.")
+	descRequests  = ops.Desc("gateway_requests_total", "Client frames received, by kind (malformed: not decodable).", "kind")
+	descFramesOut = ops.Desc("gateway_frames_sent_total", "Frames queued to clients, by kind: message (room messages), signal (typing, presence, receipts, unread, online counts), answer (acks, errors, pages, pongs).", "kind")
+	descErrors    = ops.Desc("gateway_errors_total", "Error frames sent to clients, by code (the protocol's code name).", "code")
 )
 
 // Describe implements prometheus.Collector.
 func (ss *Sessions) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOpened, descRequests, descErrors} {
+	for _, d := range []*prometheus.Desc{descOpened, descRequests, descFramesOut, descErrors} {
 		ch <- d
 	}
 	ss.metrics.sendSeconds.Describe(ch)
@@ -66,6 +89,9 @@ func (ss *Sessions) Collect(ch chan<- prometheus.Metric) {
 	ops.Count(ch, descOpened, m.opened.Load())
 	for i, kind := range requestKinds {
 		ops.Count(ch, descRequests, m.requests[i].Load(), kind)
+	}
+	for i, kind := range outKinds {
+		ops.Count(ch, descFramesOut, m.framesOut[i].Load(), kind)
 	}
 	// Every code, zeros included, so that rates and alerts see a series
 	// from the start.

@@ -177,6 +177,7 @@ func (s *Session) logger() *zap.Logger {
 // Push queues a pushed frame without blocking.
 func (s *Session) Push(f push.Frame) {
 	if frame := f.Encoded(s.codec); frame != nil {
+		s.ss.metrics.pushed(f)
 		s.conn.Send(frame)
 	}
 }
@@ -185,6 +186,9 @@ func (s *Session) Push(f push.Frame) {
 // means the connection is closing.
 func (s *Session) PushWait(f push.Frame) bool {
 	frame := f.Encoded(s.codec)
+	if frame != nil {
+		s.ss.metrics.pushed(f)
+	}
 	return frame == nil || s.conn.SendWait(frame)
 }
 
@@ -195,6 +199,7 @@ func (s *Session) send(f *pb.ServerFrame) {
 		s.logger().Error("encode failed", zap.Error(err))
 		return
 	}
+	s.ss.metrics.framesOut[outAnswer].Add(1)
 	s.conn.Send(data)
 }
 

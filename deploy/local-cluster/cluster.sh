@@ -513,6 +513,11 @@ cmd_start() {
   fi
   (set -a && . "$DIR/nats-passwords" && "$PARLEY_BIN" nats-users) >"$DIR/conf/users.conf" ||
     fail nats "parley nats-users failed"
+  # no_auth_user cannot map to a user whose password is a bcrypt hash: the
+  # local cluster's admin keeps its password in clear (loopback only).
+  local admin_pw
+  admin_pw="$(grep '^PARLEY_NATS_PASSWORD_ADMIN=' "$DIR/nats-passwords" | cut -d= -f2-)"
+  sed -i "s|{user: \"admin\", password: \"[^\"]*\"}|{user: \"admin\", password: \"$admin_pw\"}|" "$DIR/conf/users.conf"
   local name urls=""
   for ((i = 0; i < NATS_N; i++)); do
     name="nats-$i"

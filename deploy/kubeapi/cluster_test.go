@@ -144,27 +144,7 @@ func waitReady(t *testing.T, url string, caPEM []byte, token string, exited <-ch
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("kube-apiserver exited before %s answered", url)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not ready within 3 minutes (last: %v)", url, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	deploytest.WaitOKWith(t, client, url, token, 3*time.Minute, exited)
 }
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {

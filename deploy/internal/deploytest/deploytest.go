@@ -95,9 +95,23 @@ func DevFlags(t testing.TB, dataDir string) (flags []string, opsAddr string) {
 // exited is closed (the process died).
 func WaitOK(t testing.TB, url string, timeout time.Duration, exited <-chan struct{}) {
 	t.Helper()
+	WaitOKWith(t, http.DefaultClient, url, "", timeout, exited)
+}
+
+// WaitOKWith is WaitOK through client, sending the bearer token when one
+// is given.
+func WaitOKWith(t testing.TB, client *http.Client, url, token string, timeout time.Duration, exited <-chan struct{}) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

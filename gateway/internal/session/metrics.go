@@ -28,22 +28,21 @@ const (
 	kindMalformed
 )
 
-// outKinds name the server frames counted by kind: room messages, signals
-// (typing, presence, receipts, unread, online counts, subscription
-// answers) and answers to requests (acks, errors, pages, pongs).
-var outKinds = [...]string{"message", "signal", "answer"}
+// outKinds name the server frames counted by kind: signals (typing,
+// presence, receipts, unread, online counts, subscription answers) and
+// answers to requests (acks, errors, pages, pongs). Room messages, the
+// bulk of the frames, are counted once per delivery by the hubs
+// (parley_gateway_deliveries_total), not again per push here.
+var outKinds = [...]string{"signal", "answer"}
 
 const (
-	outMessage = iota
-	outSignal
+	outSignal = iota
 	outAnswer
 )
 
-// pushed counts a pushed frame by kind.
+// pushed counts a pushed signal; message events are the hubs' to count.
 func (m *metrics) pushed(f push.Frame) {
-	if _, ok := f.(*push.Event); ok {
-		m.framesOut[outMessage].Add(1)
-	} else {
+	if _, ok := f.(*push.Event); !ok {
 		m.framesOut[outSignal].Add(1)
 	}
 }
@@ -71,7 +70,7 @@ func (m *metrics) failed(code pb.ErrorCode) { m.errors[min(int(code), maxCode-1)
 var (
 	descOpened    = ops.Desc("gateway_connections_opened_total", "WebSocket connections accepted.")
 	descRequests  = ops.Desc("gateway_requests_total", "Client frames received, by kind (malformed: not decodable).", "kind")
-	descFramesOut = ops.Desc("gateway_frames_sent_total", "Frames queued to clients, by kind: message (room messages), signal (typing, presence, receipts, unread, online counts), answer (acks, errors, pages, pongs).", "kind")
+	descFramesOut = ops.Desc("gateway_frames_sent_total", "Frames other than room messages queued to clients, by kind: signal (typing, presence, receipts, unread, online counts), answer (acks, errors, pages, pongs); room messages are parley_gateway_deliveries_total.", "kind")
 	descErrors    = ops.Desc("gateway_errors_total", "Error frames sent to clients, by code (the protocol's code name).", "code")
 )
 
